@@ -1,0 +1,127 @@
+"""The exception hierarchy: every error a user can cause is a CoolRunnerError."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def format_key(path: Sequence[object]) -> str:
+    """Render a key path as `a.b[2].c`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+class CoolRunnerError(Exception):
+    """Root of the errors a user can cause; the CLI turns them into one line and exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, *, hint: str | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.hint = hint
+
+    def where(self) -> str:
+        return ""
+
+    def __str__(self) -> str:
+        where = self.where()
+        text = f"{where}: {self.what}" if where else self.what
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class UsageError(CoolRunnerError):
+    """A bad command-line argument."""
+
+    def __init__(self, what: str, *, option: str | None = None, hint: str | None = None) -> None:
+        super().__init__(what, hint=hint)
+        self.option = option
+
+    def where(self) -> str:
+        return self.option or ""
+
+
+class ConfigError(CoolRunnerError):
+    """Something wrong in an experiment file, a queue file or a log file, located as well as we can."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        experiment: int | None = None,
+        name: object = None,
+        key: Sequence[object] = (),
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(what, hint=hint)
+        self.file = file
+        self.line = line
+        self.experiment = experiment
+        self.name = name
+        self.key = tuple(key)
+
+    def where(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(f"{self.file}:{self.line}" if self.line else self.file)
+        if self.experiment is not None:
+            label = f"experiment {self.experiment}"
+            if self.name is not None:
+                label += f" ({self.name})"
+            parts.append(label)
+        if self.key:
+            parts.append(format_key(self.key))
+        return ": ".join(parts)
+
+
+class ExpressionError(ConfigError):
+    """A `parse` or `solve` expression that could not be evaluated."""
+
+    def __init__(self, kind: str, expression: str, error: str, **where: object) -> None:
+        hint = where.pop("hint", None)
+        super().__init__(f"{kind} {expression}: {error}", hint=hint, **where)  # type: ignore[arg-type]
+        self.kind = kind
+        self.expression = expression
+        self.error = error
+
+
+class ModuleLoadError(CoolRunnerError):
+    """An experiment module that is missing, broken, or has no main()."""
+
+    def __init__(self, module: str, what: str, *, details: str | None = None, hint: str | None = None):
+        super().__init__(what, hint=hint)
+        self.module = module
+        self.details = details
+
+    def where(self) -> str:
+        return f"Module {self.module}"
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}\n{self.details.rstrip()}" if self.details else text
+
+
+class QueueError(CoolRunnerError):
+    """A queue file that cannot be used as asked."""
+
+    def __init__(self, what: str, *, file: str, hint: str | None = None) -> None:
+        super().__init__(what, hint=hint)
+        self.file = file
+
+    def where(self) -> str:
+        return self.file
+
+
+class Interrupted(CoolRunnerError):
+    """The user stopped the run with a second Ctrl-C."""
+
+    exit_code = 130

@@ -1,0 +1,291 @@
+"""Expansion of an experiment file into a list of resolved experiments."""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError, ExpressionError, UsageError
+from .mapping import Exp, History
+from .parsing import PARSE, SOLVE, Compiler, EvalFailure, Scope, evaluate
+from .yamlio import LineDict, load_located, load_scalar
+
+GLOBAL_KEYS = {"repeat": 1, "queue": None, "slack": False, "slack_config": {}}
+RUNNER_KEYS = ("REP", "RND_IDX", "HOST")
+SKIP = "skip"
+
+
+@dataclass
+class Experiment:
+    """One expanded experiment, ready to run."""
+
+    values: Exp
+    index: int = 0
+    solves: list[tuple[Any, ...]] = field(default_factory=list)
+    line: int | None = None
+
+    @property
+    def name(self) -> Any:
+        return self.values.get("Name")
+
+    @property
+    def skipped(self) -> bool:
+        return self.values.get("Name") == SKIP
+
+
+@dataclass
+class StudyFile:
+    """A loaded experiment file: the default config, the Global settings and the definitions."""
+
+    path: str
+    defaults: dict[str, Any]
+    settings: dict[str, Any]
+    definitions: list[Mapping[str, Any]]
+
+
+def apply_override(defaults: dict[str, Any], argument: str) -> None:
+    """Apply one `+key.path=value` argument to the default config; the value is read as YAML."""
+    body = argument[1:]
+    key, sep, text = body.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.split(".")):
+        raise UsageError(f"cannot read {argument!r}", option=argument, hint="write +key.path=value, e.g. +lr=0.1")
+    try:
+        value = load_scalar(text)
+    except ConfigError as exc:
+        raise UsageError(f"the value is not valid YAML: {exc.what}", option=argument,
+                         hint="quote the whole argument in the shell, e.g. '+layers=[1, 2]'") from exc
+    parts = key.split(".")
+    node = defaults
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = LineDict()
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def load_study(path: str, overrides: Sequence[str] = ()) -> StudyFile:
+    """Read an experiment file and apply `+key=value` overrides to its default config."""
+    docs = load_located(path)
+    if not docs or docs[0] is None:
+        raise ConfigError("the file is empty", file=path,
+                          hint="the first document is the default config; experiments follow after '---'")
+    for number, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            what = "the default config" if number == 0 else f"document {number + 1}"
+            raise ConfigError(f"{what} is a {type(doc).__name__}, not a mapping of keys to values", file=path,
+                              line=getattr(doc, "line", None), hint="write key: value lines")
+    defaults = docs[0]
+    for argument in overrides:
+        apply_override(defaults, argument)
+    settings = read_settings(defaults.pop("Global", None) or {}, path, defaults)
+    for number, doc in enumerate(docs[1:], start=1):
+        if "Global" in doc:
+            raise ConfigError("Global belongs in the default config only", file=path, line=doc.lines.get("Global"),
+                              key=("Global",), hint=f"move it to the first document (found in document {number + 1})")
+    return StudyFile(path=path, defaults=defaults, settings=settings, definitions=docs[1:])
+
+
+def read_settings(raw: Any, path: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the Global mapping and fill in its defaults."""
+    line = getattr(defaults, "lines", {}).get("Global")
+    if not isinstance(raw, dict):
+        raise ConfigError("Global must be a mapping", file=path, line=line, key=("Global",))
+    unknown = sorted(set(raw) - set(GLOBAL_KEYS), key=str)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}", file=path, line=getattr(raw, "lines", {}).get(unknown[0]),
+                          key=("Global", unknown[0]), hint="Global knows " + ", ".join(GLOBAL_KEYS))
+    settings = {**GLOBAL_KEYS, **raw}
+    repeat = settings["repeat"]
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ConfigError(f"repeat must be a whole number of at least 1, not {repeat!r}", file=path,
+                          line=getattr(raw, "lines", {}).get("repeat"), key=("Global", "repeat"))
+    if settings["queue"] is not None and not isinstance(settings["queue"], str):
+        raise ConfigError("queue must be a file path or null", file=path, key=("Global", "queue"),
+                          line=getattr(raw, "lines", {}).get("queue"))
+    return settings
+
+
+def merge(experiment: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge: the experiment's keys first (its values win), then the defaults it did not set."""
+    merged: dict[str, Any] = {}
+    for key, value in experiment.items():
+        base = defaults.get(key)
+        merged[key] = merge(value, base) if isinstance(value, dict) and isinstance(base, dict) else value
+    for key, value in defaults.items():
+        if key not in merged:
+            merged[key] = value
+    return merged
+
+
+def line_of(doc: Any, path: Sequence[Any]) -> int | None:
+    """The line of `path` inside a located document, or of the deepest mapping that holds part of it."""
+    line = getattr(doc, "line", None)
+    node = doc
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            break
+        line = getattr(node, "lines", {}).get(part, line)
+        node = node[part]
+    return line
+
+
+def _pending_at(levels: Sequence[Mapping[str, Any]], name: str) -> int | None:
+    """The depth of the deepest level where `name` is a key (evaluation failed, so it is not resolved yet)."""
+    for depth in range(len(levels) - 1, -1, -1):
+        if name in levels[depth]:
+            return depth
+    return None
+
+
+class Expander:
+    """Resolves definitions into experiments; one instance per run, so the compile cache is shared."""
+
+    def __init__(self, study: StudyFile, rng: random.Random | None = None, host: str | None = None) -> None:
+        self.study = study
+        self.rng = rng or random.Random()
+        self.host = host or socket.gethostname()
+        self.compiler = Compiler()
+
+    def new_rnd_idx(self) -> int:
+        return self.rng.randint(100000, 999999)
+
+    def expand(self) -> list[Experiment]:
+        """Every experiment of the file in run order: global repeats 1,2,1,2, Repeat copies 1,1,2,2."""
+        return list(self.iter_expand())
+
+    def iter_expand(self) -> Iterator[Experiment]:
+        index = 0
+        for _ in range(self.study.settings["repeat"]):
+            history = History()
+            for number, definition in enumerate(self.study.definitions, start=1):
+                copies = self.copies(definition, number)
+                rnd_idx = definition.get("RND_IDX", self.study.defaults.get("RND_IDX"))
+                if rnd_idx is None:
+                    rnd_idx = self.new_rnd_idx()
+                for rep in range(copies):
+                    experiment = self.resolve(definition, history, index, rep=rep, rnd_idx=rnd_idx)
+                    history.append(experiment.values)
+                    yield experiment
+                    index += 1
+
+    def copies(self, definition: Mapping[str, Any], number: int) -> int:
+        value = definition.get("Repeat", self.study.defaults.get("Repeat", 1))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            doc = definition if "Repeat" in definition else self.study.defaults
+            raise ConfigError(f"Repeat must be a whole number, not {value!r}", file=self.study.path,
+                              line=line_of(doc, ["Repeat"]), key=("Repeat",),
+                              hint="Repeat is read before parsing, so it cannot be an expression")
+        return value
+
+    def resolve(self, definition: Mapping[str, Any], history: History, index: int, *, rep: int = 0,
+                rnd_idx: Any = None) -> Experiment:
+        """Merge one definition with the defaults and resolve its `parse` values top to bottom."""
+        merged = merge(definition, self.study.defaults)
+        runner = {"REP": rep, "RND_IDX": merged.get("RND_IDX", rnd_idx), "HOST": self.host}
+        if runner["RND_IDX"] is None:
+            runner["RND_IDX"] = self.new_rnd_idx()
+        experiment = Experiment(values=Exp(), index=index, line=getattr(definition, "line", None))
+        resolver = _Resolution(self, definition, experiment, history, runner)
+        resolver.mapping(merged, experiment.values, ())
+        for key in RUNNER_KEYS:
+            if key not in experiment.values:
+                experiment.values[key] = runner[key]
+        self.check(experiment, definition)
+        return experiment
+
+    def check(self, experiment: Experiment, definition: Mapping[str, Any]) -> None:
+        """Runner keys that must be present and well-formed before anything runs."""
+        if experiment.skipped:
+            return
+        for key in ("Module", "YamlLog"):
+            value = experiment.values.get(key)
+            if not isinstance(value, str) or not value.strip():
+                what = f"{key} is missing" if value is None else f"{key} must be a non-empty string, not {value!r}"
+                example = "modules.example" if key == "Module" else "logs/log.yaml"
+                raise ConfigError(what, file=self.study.path, line=line_of(definition, [key]) or experiment.line,
+                                  experiment=experiment.index, name=experiment.name, key=(key,),
+                                  hint=f"set it in the default config or in this experiment, e.g. {key}: {example}")
+
+
+class _Resolution:
+    """The state of resolving one experiment: its definition (for error messages) and where it is."""
+
+    def __init__(self, expander: Expander, definition: Mapping[str, Any], experiment: Experiment,
+                 history: History, runner: Mapping[str, Any]) -> None:
+        self.expander = expander
+        self.definition = definition
+        self.experiment = experiment
+        self.history = history
+        self.raw_levels: list[Mapping[str, Any]] = []
+        # REP, RND_IDX and HOST are visible from the first key on, below every level of the experiment.
+        self.layers: list[Mapping[str, Any]] = [runner]
+
+    def mapping(self, raw: Mapping[str, Any], out: Exp, path: tuple[Any, ...]) -> Exp:
+        self.layers.append(out)
+        self.raw_levels.append(raw)
+        try:
+            for key, value in raw.items():
+                out[key] = self.value(value, (*path, key))
+        finally:
+            self.layers.pop()
+            self.raw_levels.pop()
+        return out
+
+    def value(self, value: Any, path: tuple[Any, ...]) -> Any:
+        if isinstance(value, str):
+            if value.startswith(PARSE):
+                return self.parse(value[len(PARSE):], path)
+            if value.startswith(SOLVE):
+                self.experiment.solves.append(path)
+            return value
+        if isinstance(value, dict):
+            return self.mapping(value, Exp(), path)
+        if isinstance(value, list):
+            return [self.value(item, (*path, i)) for i, item in enumerate(value)]
+        return value
+
+    def parse(self, source: str, path: tuple[Any, ...]) -> Any:
+        try:
+            code = self.expander.compiler.compile(source)
+            return evaluate(code, Scope(self.layers, self.history), lambda name: self.explain(name, path))
+        except EvalFailure as exc:
+            raise self.error("parse", source, exc, path) from exc
+
+    def explain(self, name: str, path: tuple[Any, ...]) -> str | None:
+        """Why `name` is not known yet, and what to do about it."""
+        depth = _pending_at(self.raw_levels, name)
+        if depth is None:
+            return None
+        node: Any = self.definition
+        for part in path[:depth]:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        in_experiment = isinstance(node, Mapping) and name in node
+        if in_experiment:
+            return f"{name} is defined further down; keys resolve top to bottom, so move {name} above this key"
+        return (f"{name} is only set in the default config, which is resolved after the experiment's own keys; "
+                f"redefine {name} in this experiment")
+
+    def error(self, kind: str, source: str, exc: EvalFailure, path: tuple[Any, ...]) -> ExpressionError:
+        study = self.expander.study
+        in_defaults = not _has_path(self.definition, path) and _has_path(study.defaults, path)
+        line = line_of(study.defaults if in_defaults else self.definition, path)
+        name = self.experiment.values.get("Name", self.definition.get("Name", study.defaults.get("Name")))
+        return ExpressionError(kind, source.strip(), exc.error, file=study.path, line=line,
+                               experiment=self.experiment.index, name=name, key=path, hint=exc.hint)
+
+
+def _has_path(doc: Any, path: Sequence[Any]) -> bool:
+    node = doc
+    for part in path:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
+            node = node[part]
+        else:
+            return False
+    return True

@@ -1,0 +1,250 @@
+"""The runner loop: take an experiment, solve its recipes, call the module, log the record, go on."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from .console import STATUS_COLOURS, Console
+from .errors import CoolRunnerError, ExpressionError
+from .expand import Experiment
+from .imports import importable, load_module
+from .logwriter import append_record, build_record, describe_paths, describe_results
+from .mapping import TrackedExp
+from .parsing import SOLVE, Compiler, EvalFailure, solve, walk_to
+
+log = logging.getLogger("cool_runner")
+
+RUNNER_KEYS = {"Name", "Module", "YamlLog", "Repeat", "REP", "RND_IDX", "HOST", "Desc"}
+
+
+def is_runner_key(key: Any) -> bool:
+    """Keys the runner uses or the convention reserves: not reported as unread by the module."""
+    return not isinstance(key, str) or key in RUNNER_KEYS or key.isupper() or key.startswith("_")
+
+
+class Source(Protocol):
+    """Where experiments come from: a list in memory or a queue file."""
+
+    def take(self) -> Experiment | None: ...
+
+    def finish(self, experiment: Experiment, status: str) -> None: ...
+
+    def total(self, taken: int) -> int | None: ...
+
+
+class MemorySource:
+    """The experiments of a file, in order, held in memory."""
+
+    def __init__(self, experiments: Sequence[Experiment]) -> None:
+        self.items = list(experiments)
+        self.position = 0
+
+    def take(self) -> Experiment | None:
+        if self.position >= len(self.items):
+            return None
+        self.position += 1
+        return self.items[self.position - 1]
+
+    def finish(self, experiment: Experiment, status: str) -> None:
+        pass
+
+    def total(self, taken: int) -> int | None:
+        return len(self.items)
+
+
+class Listener:
+    """Hooks for notifications; every method is optional."""
+
+    def started(self) -> None: ...
+
+    def finished(self, outcome: Outcome) -> None: ...
+
+    def ended(self, summary: Summary) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """What happened to one experiment."""
+
+    index: int
+    name: Any
+    status: str
+    elapsed: float = 0.0
+    record: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class Summary:
+    """What happened to the whole run."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    elapsed: float = 0.0
+    stopped: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped:
+            return 130
+        return 1 if self.count("failed") else 0
+
+    def line(self) -> str:
+        counts = ", ".join(f"{self.count(s)} {s}" for s in ("done", "failed", "skipped", "interrupted"))
+        return f"{counts} in {self.elapsed:.1f} s"
+
+
+@contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while a record is written, so a log never ends half-way through one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class Runner:
+    """Runs experiments one after another; one failure never stops the rest unless fail_fast is set."""
+
+    def __init__(self, console: Console, *, paths: Sequence[str] = (), fail_fast: bool = False,
+                 grace: float = 2.0, listeners: Sequence[Listener] = ()) -> None:
+        self.console = console
+        self.paths = list(paths)
+        self.fail_fast = fail_fast
+        self.grace = grace
+        self.listeners = list(listeners)
+        self.compiler = Compiler()
+        self.mains: dict[str, Callable[[Any], Any]] = {}
+
+    def main_of(self, module: str) -> Callable[[Any], Any]:
+        if module not in self.mains:
+            with importable(self.paths):
+                self.mains[module] = load_module(module)
+        return self.mains[module]
+
+    def preload(self, experiments: Sequence[Experiment]) -> None:
+        """Import every Module before anything runs, so a typo fails at once."""
+        for experiment in experiments:
+            if not experiment.skipped:
+                self.main_of(experiment.values["Module"])
+
+    def run(self, source: Source) -> Summary:
+        summary = Summary()
+        start = time.monotonic()
+        self._notify("started")
+        taken = 0
+        try:
+            while True:
+                experiment = source.take()
+                if experiment is None:
+                    break
+                taken += 1
+                outcome = self.run_one(experiment, taken, source.total(taken), source)
+                summary.outcomes.append(outcome)
+                self._notify("finished", outcome)
+                if outcome.status == "interrupted":
+                    self.pause()
+                if outcome.status == "failed" and self.fail_fast:
+                    self.console.print("stopping at the first failure (--fail-fast)")
+                    break
+        except KeyboardInterrupt:
+            summary.stopped = True
+            self.console.print(self.console.paint("stopped by Ctrl-C", "yellow"))
+        summary.elapsed = time.monotonic() - start
+        self.console.print(self.console.paint(summary.line(), "bold"))
+        self._notify("ended", summary)
+        return summary
+
+    def pause(self) -> None:
+        self.console.print(f"press Ctrl-C again within {self.grace:g} s to stop, or wait for the next experiment")
+        time.sleep(self.grace)  # a KeyboardInterrupt here ends the run
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, event)(*args)
+            except Exception:  # a notifier must never stop the experiments
+                log.warning("notification %s failed", event, exc_info=True)
+
+    def run_one(self, experiment: Experiment, position: int, total: int | None, source: Source) -> Outcome:
+        label = f"[{position}/{total}]" if total else f"[{position}]"
+        name = experiment.name if experiment.name is not None else "(unnamed)"
+        values = experiment.values
+        if experiment.skipped:
+            self.console.print(f"{label} {self.console.paint('skip', 'dim')}")
+            source.finish(experiment, "skipped")
+            return Outcome(experiment.index, experiment.name, "skipped")
+        self.console.print(f"{label} {self.console.paint(str(name), 'bold')}  RND_IDX={values.get('RND_IDX')}")
+        exp = TrackedExp.track(values)
+        recipes = {path: _get(values, path) for path in experiment.solves}
+        status, error, trace, elapsed = "done", None, None, 0.0
+        try:
+            main = self.main_of(values["Module"])
+            self.solve_all(experiment, exp, recipes)
+            started = time.perf_counter()
+            try:
+                result = main(exp)
+            finally:
+                elapsed = time.perf_counter() - started
+            if isinstance(result, Mapping):
+                exp.update(result)
+        except KeyboardInterrupt:
+            status, error = "interrupted", "KeyboardInterrupt"
+        except Exception as exc:
+            status, trace = "failed", traceback.format_exc()
+            error = str(exc) if isinstance(exc, CoolRunnerError) else f"{type(exc).__name__}: {exc}"
+        unread = exp.unread(is_runner_key) if status == "done" else []
+        with sigint_deferred():
+            record = build_record(exp, recipes, status=status, elapsed=elapsed, error=error, traceback_text=trace)
+            append_record(values["YamlLog"], record)
+            source.finish(experiment, status)
+        self.report(label, name, status, elapsed, record, values, error, unread)
+        return Outcome(experiment.index, experiment.name, status, elapsed, record, error)
+
+    def solve_all(self, experiment: Experiment, exp: TrackedExp, recipes: Mapping[tuple[Any, ...], str]) -> None:
+        for path, recipe in recipes.items():
+            layers, container = walk_to(exp, path)
+            try:
+                value = solve(recipe[len(SOLVE):], layers, self.compiler)
+            except EvalFailure as exc:
+                raise ExpressionError("solve", recipe[len(SOLVE):].strip(), exc.error, experiment=experiment.index,
+                                      name=experiment.name, key=path, hint=exc.hint) from exc
+            if isinstance(container, dict):
+                dict.__setitem__(container, path[-1], value)
+            else:
+                container[path[-1]] = value
+
+    def report(self, label: str, name: Any, status: str, elapsed: float, record: Mapping[str, Any],
+               values: Mapping[str, Any], error: str | None, unread: list[tuple[Any, ...]]) -> None:
+        word = self.console.paint(status, STATUS_COLOURS.get(status, ""))
+        line = f"{label} {name} {word} in {elapsed:.1f} s"
+        results = describe_results(record, values)
+        if results:
+            line += f"  {results}"
+        self.console.print(line)
+        if error and status == "failed":
+            self.console.print(f"    {self.console.paint(error.splitlines()[0], 'red')}")
+        if unread:
+            self.console.print(f"    never read by the module: {describe_paths(unread)}")
+
+
+def _get(values: Mapping[str, Any], path: tuple[Any, ...]) -> Any:
+    node: Any = values
+    for part in path:
+        node = node[part]
+    return node
+

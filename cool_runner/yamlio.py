@@ -1,0 +1,239 @@
+"""YAML reading and writing: safe C-accelerated loaders, plain-value dumping, atomic and locked writes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+import yaml
+from filelock import FileLock, Timeout
+
+from .errors import ConfigError
+
+try:
+    from yaml import CSafeDumper as _SafeDumper
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeDumper as _SafeDumper  # type: ignore[assignment]
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+log = logging.getLogger("cool_runner")
+
+LOCK_TIMEOUT = 60.0
+
+
+class Loader(_SafeLoader):
+    """Safe loader that also reads YAML 1.2 floats such as `1e-3` and `5E+2` as numbers."""
+
+
+# PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent; researchers write 1e-3.
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+class LineDict(dict):
+    """A mapping from a YAML file that remembers the line of each key (1-based)."""
+
+    __slots__ = ("line", "lines")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.line = 0
+        self.lines: dict[object, int] = {}
+
+
+class LocatingLoader(Loader):
+    """Loader for experiment files: mappings keep their key lines, duplicate keys are an error."""
+
+    def __init__(self, stream: Any, *, filename: str = "") -> None:
+        super().__init__(stream)
+        self.filename = filename
+
+
+def _construct_located_map(loader: LocatingLoader, node: yaml.MappingNode) -> Iterator[LineDict]:
+    data = LineDict()
+    data.line = node.start_mark.line + 1
+    yield data
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in data.lines:
+            raise ConfigError(
+                f"key {key!r} appears twice in one mapping (first on line {data.lines[key]})",
+                file=loader.filename,
+                line=key_node.start_mark.line + 1,
+                hint="delete or rename one of them",
+            )
+        data.lines[key] = key_node.start_mark.line + 1
+        data[key] = loader.construct_object(value_node, deep=True)
+
+
+LocatingLoader.add_constructor("tag:yaml.org,2002:map", _construct_located_map)
+
+
+class Dumper(_SafeDumper):
+    """Safe dumper; records are plain data by the time they get here (see `to_plain`)."""
+
+
+def yaml_error(exc: yaml.YAMLError, file: str) -> ConfigError:
+    """Turn a PyYAML error into a ConfigError with the file and line."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    what = f"invalid YAML: {context} {problem}" if context else f"invalid YAML: {problem}"
+    return ConfigError(what, file=file, line=line, hint="fix the syntax at that line")
+
+
+def load_all(text: str, file: str = "<string>") -> list[Any]:
+    """Load every document of a YAML text with the safe loader."""
+    try:
+        return list(yaml.load_all(text, Loader=Loader))
+    except yaml.YAMLError as exc:
+        raise yaml_error(exc, file) from exc
+
+
+def load_located(path: str | os.PathLike[str]) -> list[Any]:
+    """Load an experiment file; mappings are LineDicts so errors can name the line."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError("file not found", file=name, hint="check the path given to --exp") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=name) from exc
+    loader = LocatingLoader(text, filename=name)
+    try:
+        docs = []
+        while loader.check_data():
+            docs.append(loader.get_data())
+        return docs
+    except yaml.YAMLError as exc:
+        raise yaml_error(exc, name) from exc
+    finally:
+        loader.dispose()
+
+
+def load_scalar(text: str) -> Any:
+    """Read a command-line value as YAML (`0.5`, `[1,2]`, `queue.yaml`); never executes anything."""
+    return yaml.load(text, Loader=Loader) if text.strip() else ""
+
+
+def to_plain(value: Any, path: str = "") -> Any:
+    """Convert a value to data YAML can hold: numpy/torch values, tuples, sets and paths become plain."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, (str, int, float, bool)) else str(k): to_plain(v, f"{path}.{k}" if path else str(k))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        items = [to_plain(v, path) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if isinstance(value, PurePath):
+        return str(value)
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays, torch tensors
+    if callable(tolist):
+        try:
+            return to_plain(tolist(), path)
+        except Exception:  # a foreign object whose tolist() is not what we hope
+            pass
+    log.warning("%s: %s cannot be written to YAML; saving its text instead", path or "value", type(value).__name__)
+    return str(value)
+
+
+def dump(data: Any, *, explicit_start: bool = False) -> str:
+    """Dump plain data as block-style YAML, keeping key order."""
+    return yaml.dump(
+        data,
+        Dumper=Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        explicit_start=explicit_start,
+        width=120,
+    )
+
+
+def dump_all(docs: list[Any]) -> str:
+    """Dump several documents, each starting with `---`."""
+    return "".join(dump(doc, explicit_start=True) for doc in docs)
+
+
+def file_lock(path: str | os.PathLike[str], timeout: float = LOCK_TIMEOUT) -> FileLock:
+    """The lock that guards `path` (a `.lock` file beside it)."""
+    return FileLock(f"{os.fspath(path)}.lock", timeout=timeout)
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a directory; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], text: str) -> None:
+    """Replace `path` with `text` so that a crash leaves either the old or the new file."""
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if os.path.exists(target):
+            os.chmod(tmp, os.stat(target).st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(folder)
+
+
+def append_locked(path: str | os.PathLike[str], text: str, timeout: float = LOCK_TIMEOUT) -> None:
+    """Append `text` to `path` in one write under the file's lock, then fsync."""
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    os.makedirs(folder, exist_ok=True)
+    data = text.encode("utf-8")
+    try:
+        with file_lock(target, timeout):
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except Timeout as exc:
+        raise ConfigError(
+            f"could not lock the file within {timeout:.0f} s", file=target,
+            hint=f"another process holds {target}.lock; if none is running, delete that file",
+        ) from exc

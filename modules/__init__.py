@@ -1,0 +1,1 @@
+"""Experiment modules shipped with cool-runner; each has a main(exp) function."""
