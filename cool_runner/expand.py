@@ -134,10 +134,10 @@ def line_of(doc: Any, path: Sequence[Any]) -> int | None:
     return line
 
 
-def _pending_at(levels: Sequence[Mapping[str, Any]], name: str) -> int | None:
-    """The depth of the deepest level where `name` is a key (evaluation failed, so it is not resolved yet)."""
+def _pending_at(levels: Sequence[Mapping[str, Any]], path: Sequence[Any], name: str) -> int | None:
+    """The depth of the deepest level where `name` is a key still to resolve (the key being resolved excluded)."""
     for depth in range(len(levels) - 1, -1, -1):
-        if name in levels[depth]:
+        if name in levels[depth] and not (depth == len(path) - 1 and path[-1] == name):
             return depth
     return None
 
@@ -258,7 +258,7 @@ class _Resolution:
 
     def explain(self, name: str, path: tuple[Any, ...]) -> str | None:
         """Why `name` is not known yet, and what to do about it."""
-        depth = _pending_at(self.raw_levels, name)
+        depth = _pending_at(self.raw_levels, path, name)
         if depth is None:
             return None
         node: Any = self.definition

@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -58,22 +58,20 @@ class LocatingLoader(Loader):
         self.filename = filename
 
 
-def _construct_located_map(loader: LocatingLoader, node: yaml.MappingNode) -> Iterator[LineDict]:
+def _construct_located_map(loader: LocatingLoader, node: yaml.MappingNode) -> LineDict:
     data = LineDict()
     data.line = node.start_mark.line + 1
-    yield data
+    lines = data.lines
     loader.flatten_mapping(node)
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in data.lines:
-            raise ConfigError(
-                f"key {key!r} appears twice in one mapping (first on line {data.lines[key]})",
-                file=loader.filename,
-                line=key_node.start_mark.line + 1,
-                hint="delete or rename one of them",
-            )
-        data.lines[key] = key_node.start_mark.line + 1
+        key = loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in lines:
+            raise ConfigError(f"key {key!r} appears twice in one mapping (first on line {lines[key]})",
+                              file=loader.filename, line=line, hint="delete or rename one of them")
+        lines[key] = line
         data[key] = loader.construct_object(value_node, deep=True)
+    return data
 
 
 LocatingLoader.add_constructor("tag:yaml.org,2002:map", _construct_located_map)
@@ -124,7 +122,10 @@ def load_located(path: str | os.PathLike[str]) -> list[Any]:
 
 def load_scalar(text: str) -> Any:
     """Read a command-line value as YAML (`0.5`, `[1,2]`, `queue.yaml`); never executes anything."""
-    return yaml.load(text, Loader=Loader) if text.strip() else ""
+    try:
+        return yaml.load(text, Loader=Loader) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise yaml_error(exc, "<argument>") from exc
 
 
 def to_plain(value: Any, path: str = "") -> Any:

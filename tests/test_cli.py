@@ -1,0 +1,235 @@
+"""run.py end to end: in-process through run_main(argv), and as real processes for exit codes and signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from importlib.metadata import entry_points
+
+import pytest
+from conftest import ROOT, read_log, run_script
+
+from cool_runner import cli
+from cool_runner.console import Console, wants_colour
+
+HEAD = "Module: mymod\nYamlLog: log.yaml\n"
+MODULE = """
+import sys
+def main(exp):
+    exp.ARGV = sys.argv[1:]
+    exp.ACC = exp.x * 2
+"""
+
+
+@pytest.fixture
+def study(workdir, write):
+    write("mymod.py", MODULE)
+    write("experiment.yaml", HEAD + "x: 1\n---\nName: a\n---\nName: b\nx: 2\n---\nName: c\nx: 3\n")
+    return workdir
+
+
+def test_run_in_process(study, capsys):
+    assert cli.run_main(["--exp", "experiment.yaml", "--device", "cpu", "+x=10"]) == 0
+    log = read_log(study / "log.yaml")
+    assert [r["ACC"] for r in log] == [20, 4, 6]
+    assert log[0]["ARGV"] == ["--device", "cpu"]
+    assert "3 done, 0 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("pick", [["--pick", "0,2"], ["--pick", "0", "2"], ["--cherrypick-experiments", "0, 2"]])
+def test_pick(study, pick):
+    assert cli.run_main(["--exp", "experiment.yaml", *pick]) == 0
+    assert [r["Name"] for r in read_log(study / "log.yaml")] == ["a", "c"]
+
+
+def test_pick_keeps_history_of_unpicked(workdir, write):
+    write("mymod.py", MODULE)
+    write("experiment.yaml", HEAD + "---\nName: a\nx: 5\n---\nName: b\nx: parse E[-1].x + 1\n")
+    assert cli.run_main(["--exp", "experiment.yaml", "--pick", "1"]) == 0
+    assert read_log(workdir / "log.yaml")[0]["x"] == 6
+
+
+def test_dry_prints_and_touches_nothing(workdir, write, capsys):
+    write("mymod.py", "open('imported.txt', 'w').close()\ndef main(exp):\n    pass\n")
+    write("experiment.yaml", HEAD + "---\nName: a\nfn: solve math.sqrt\nsp: parse 0.5 * 2\n")
+    assert cli.run_main(["--exp", "experiment.yaml", "--dry"]) == 0
+    out = capsys.readouterr().out
+    assert "[0] a" in out and "sp: 1.0" in out and "fn: solve math.sqrt" in out and "nothing was run" in out
+    assert sorted(p.name for p in workdir.iterdir()) == ["experiment.yaml", "mymod.py"]
+
+
+def test_dry_still_checks_the_module_exists(workdir, write, capsys):
+    write("experiment.yaml", "Module: not_a_module\nYamlLog: log.yaml\n---\nName: a\n")
+    assert cli.run_main(["--exp", "experiment.yaml", "--dry"]) == 2
+    assert "Module not_a_module: module not found" in capsys.readouterr().err
+
+
+def test_module_in_experiment_folder_is_found_from_elsewhere(tmp_path, write, monkeypatch):
+    write("sub/localmod.py", "def main(exp):\n    exp.OK = True\n")
+    write("sub/experiment.yaml", "Module: localmod\nYamlLog: log.yaml\n---\nName: a\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.run_main(["--exp", "sub/experiment.yaml"]) == 0
+    assert read_log(tmp_path / "log.yaml")[0]["OK"] is True
+    sys.modules.pop("localmod", None)
+
+
+@pytest.mark.parametrize(
+    ("args", "files", "fragment"),
+    [
+        pytest.param(["--exp", "nope.yaml"], {}, "nope.yaml: file not found", id="missing-file"),
+        pytest.param([], {"experiment.yaml": "a: [1\n"}, "experiment.yaml:2: invalid YAML", id="bad-yaml"),
+        pytest.param([], {"experiment.yaml": HEAD + "---\nName: a\nx: parse y\n"},
+                     "experiment.yaml:5: experiment 0 (a): x: parse y: NameError", id="parse-error"),
+        pytest.param(["--pick", "7"], {"experiment.yaml": HEAD + "---\nName: a\n"},
+                     "--pick: index 7 is out of range", id="pick-range"),
+        pytest.param(["--pick", "x"], {"experiment.yaml": HEAD + "---\nName: a\n"},
+                     "--pick: 'x' is not an experiment index", id="pick-word"),
+        pytest.param(["+lr"], {"experiment.yaml": HEAD + "---\nName: a\n"}, "+lr: cannot read", id="bad-override"),
+        pytest.param([], {"experiment.yaml": "Module: ghost\nYamlLog: l.yaml\n---\nName: a\n"},
+                     "Module ghost: module not found", id="unknown-module"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(workdir, write, args, files, fragment):
+    for name, text in files.items():
+        write(name, text)
+    result = run_script("run.py", *args, cwd=workdir)
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (workdir / "log.yaml").exists()
+
+
+def test_nothing_runs_when_a_later_experiment_is_broken(workdir, write):
+    write("mymod.py", MODULE)
+    write("experiment.yaml", HEAD + "x: 1\n---\nName: a\n---\nName: b\nx: parse 1/0\n")
+    result = run_script("run.py", cwd=workdir)
+    assert result.returncode == 2 and "experiment 1 (b): x: parse 1/0: ZeroDivisionError" in result.stderr
+    assert not (workdir / "log.yaml").exists()
+
+
+def test_debug_variable_shows_the_traceback(workdir, write):
+    result = run_script("run.py", "--exp", "nope.yaml", cwd=workdir, env={"COOL_RUNNER_DEBUG": "1"})
+    assert result.returncode == 2 and "Traceback" in result.stderr and "file not found" in result.stderr
+
+
+def test_module_that_raises_on_import_shows_the_users_traceback(workdir, write):
+    write("mymod.py", "def helper():\n    raise RuntimeError('broken at import')\nhelper()\n")
+    write("experiment.yaml", HEAD + "---\nName: a\n")
+    result = run_script("run.py", cwd=workdir)
+    assert result.returncode == 2
+    assert "Module mymod: raised while importing: RuntimeError: broken at import" in result.stderr
+    assert "mymod.py\", line 3" in result.stderr
+
+
+def test_failed_experiment_exits_1(workdir, write):
+    write("mymod.py", "def main(exp):\n    raise KeyError('lr')\n")
+    write("experiment.yaml", HEAD + "---\nName: a\n---\nName: b\n")
+    result = run_script("run.py", cwd=workdir)
+    assert result.returncode == 1
+    assert [r["STATUS"] for r in read_log(workdir / "log.yaml")] == ["failed", "failed"]
+
+
+def test_internal_bugs_keep_their_traceback(study, monkeypatch):
+    def bug(*args, **kwargs):
+        raise RuntimeError("internal bug")
+
+    monkeypatch.setattr(cli, "load_study", bug)
+    with pytest.raises(RuntimeError, match="internal bug"):
+        cli.run_main(["--exp", "experiment.yaml"])
+
+
+def test_unknown_arguments_never_fail(study):
+    assert cli.run_main(["--exp", "experiment.yaml", "--lr-scale", "3", "positional", "-q"]) == 0
+    assert read_log(study / "log.yaml")[0]["ARGV"] == ["--lr-scale", "3", "positional", "-q"]
+
+
+SLOW = """
+import os, time
+def main(exp):
+    open(f"started-{exp.Name}", "w").close()
+    if exp.Name == "slow":
+        time.sleep(30)
+    exp.ACC = 1
+"""
+
+
+def _wait_for(path, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+def _start(workdir):
+    return subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "NO_COLOR": "1"})
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_logs_interrupted_and_goes_on(workdir, write):
+    write("mymod.py", SLOW)
+    write("experiment.yaml", HEAD + "---\nName: slow\n---\nName: next\n")
+    process = _start(workdir)
+    _wait_for(workdir / "started-slow")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    log = read_log(workdir / "log.yaml")
+    assert [(r["Name"], r["STATUS"]) for r in log] == [("slow", "interrupted"), ("next", "done")]
+    assert "press Ctrl-C again within 2 s" in out
+    assert "Traceback" not in err
+
+
+@pytest.mark.timeout(60)
+def test_second_ctrl_c_stops_cleanly(workdir, write):
+    write("mymod.py", SLOW)
+    write("experiment.yaml", HEAD + "---\nName: slow\n---\nName: next\n")
+    process = _start(workdir)
+    _wait_for(workdir / "started-slow")
+    process.send_signal(signal.SIGINT)
+    line = ""
+    while "press Ctrl-C again" not in line:
+        line = process.stdout.readline()
+        assert line, "run.py ended before asking"
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    assert [r["STATUS"] for r in read_log(workdir / "log.yaml")] == ["interrupted"]
+    assert not (workdir / "started-next").exists()
+
+
+def test_colour_rules(monkeypatch):
+    class Tty:
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert wants_colour(Tty()) is True
+    assert wants_colour(__import__("io").StringIO()) is False
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert wants_colour(Tty()) is False
+    assert Console(colour=True).paint("x", "red") == "\033[31mx\033[0m"
+    assert Console(colour=False).paint("x", "red") == "x"
+
+
+def test_console_commands_are_installed():
+    names = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    if "cool-run" not in names:
+        pytest.skip("the project is not installed (pip install -e .)")
+    assert names["cool-run"] == "cool_runner.cli:run_main"
+    assert names["cool-collect"] == "cool_runner.cli:collect_main"
+    assert names["cool-filter"] == "cool_runner.cli:filter_main"
+
+
+def test_example_experiment_runs(tmp_path):
+    result = subprocess.run([sys.executable, "run.py", "+YamlLog=" + str(tmp_path / "log.yaml")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    records = read_log(tmp_path / "log.yaml")
+    assert [r["Name"] for r in records] == ["baseline", "baseline", "half-lr", "noisy"]
+    assert records[2]["optimizer"] == {"lr": 0.05, "momentum": 0.9}
+    assert all(r["FINAL_LOSS"] < 2 for r in records)

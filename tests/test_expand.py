@@ -1,0 +1,141 @@
+"""Expansion of an experiment file: defaults, deep merge, repeats, RND_IDX, overrides and file errors."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from cool_runner import ConfigError, Expander, UsageError, load_study, merge
+
+HEAD = "Module: m\nYamlLog: log.yaml\n"
+
+
+def expand(write, text: str, overrides=(), seed=0):
+    path = write("experiment.yaml", text)
+    return Expander(load_study(str(path), overrides), rng=random.Random(seed), host="box").expand()
+
+
+def test_deep_merge_keeps_default_siblings_and_orders_keys():
+    merged = merge({"optimizer": {"lr": 0.01}, "x": 1}, {"optimizer": {"lr": 0.1, "momentum": 0.9}, "y": 2, "x": 0})
+    assert merged == {"optimizer": {"lr": 0.01, "momentum": 0.9}, "x": 1, "y": 2}
+    assert list(merged) == ["optimizer", "x", "y"]
+    assert list(merged["optimizer"]) == ["lr", "momentum"]
+
+
+def test_experiment_value_replaces_a_default_mapping_with_a_scalar():
+    assert merge({"opt": None}, {"opt": {"lr": 1}}) == {"opt": None}
+
+
+def test_global_repeat_and_local_repeat_order(write):
+    text = "Global: {repeat: 2}\n" + HEAD + "---\nName: a\nRepeat: 2\n---\nName: b\n"
+    exps = expand(write, text)
+    assert [(e.values["Name"], e.values["REP"]) for e in exps] == [
+        ("a", 0), ("a", 1), ("b", 0), ("a", 0), ("a", 1), ("b", 0)]
+    assert [e.index for e in exps] == list(range(6))
+    assert all("Global" not in e.values for e in exps)
+
+
+def test_rnd_idx_shared_by_copies_fresh_per_global_repetition(write):
+    exps = expand(write, "Global: {repeat: 2}\n" + HEAD + "---\nRepeat: 2\n---\nName: b\n")
+    ids = [e.values["RND_IDX"] for e in exps]
+    assert ids[0] == ids[1] and ids[3] == ids[4]
+    assert len({ids[0], ids[2], ids[3], ids[5]}) == 4
+    assert all(100000 <= i <= 999999 for i in ids)
+
+
+def test_rnd_idx_set_by_user_is_kept(write):
+    exps = expand(write, HEAD + "---\nRND_IDX: 42\nRepeat: 2\n")
+    assert [e.values["RND_IDX"] for e in exps] == [42, 42]
+
+
+def test_host_and_rep_are_added(write):
+    (exp,) = expand(write, HEAD + "---\nName: a\n")
+    assert exp.values["HOST"] == "box" and exp.values["REP"] == 0
+    assert list(exp.values)[-3:] == ["REP", "RND_IDX", "HOST"]
+
+
+def test_repeat_zero_disables_an_experiment(write):
+    assert [e.values["Name"] for e in expand(write, HEAD + "---\nName: a\nRepeat: 0\n---\nName: b\n")] == ["b"]
+
+
+def test_overrides_change_the_default_config(write):
+    text = "Global: {repeat: 1}\n" + HEAD + "lr: 0.1\nopt: {m: 1}\n---\nName: a\n"
+    exps = expand(write, text, overrides=["+lr=0.5", "+opt.m=2", "+layers=[1, 2]", "+Global.repeat=2", "+cmd=max"])
+    assert len(exps) == 2
+    values = exps[0].values
+    assert (values["lr"], values["opt"]["m"], values["layers"], values["cmd"]) == (0.5, 2, [1, 2], "max")
+
+
+def test_override_value_is_never_executed(write):
+    (exp,) = expand(write, HEAD + "---\nName: a\n", overrides=["+x=__import__('os').getcwd()"])
+    assert exp.values["x"] == "__import__('os').getcwd()"
+
+
+@pytest.mark.parametrize(
+    ("argument", "fragment"),
+    [
+        pytest.param("+lr", "write +key.path=value", id="no-equals"),
+        pytest.param("+=3", "write +key.path=value", id="no-key"),
+        pytest.param("+a..b=3", "write +key.path=value", id="empty-part"),
+        pytest.param("+x=[1, 2", "not valid YAML", id="bad-yaml"),
+    ],
+)
+def test_bad_overrides(write, argument, fragment):
+    with pytest.raises(UsageError) as info:
+        expand(write, HEAD + "---\nName: a\n", overrides=[argument])
+    assert info.value.option == argument and fragment in str(info.value)
+    assert str(info.value).startswith(argument + ": ")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "fragment"),
+    [
+        pytest.param("a: [1\n---\nName: x\n", 2, (), "invalid YAML", id="yaml-syntax"),
+        pytest.param(HEAD + "---\nName: a\nName: b\n", 5, (), "appears twice", id="duplicate-key"),
+        pytest.param("", None, (), "the file is empty", id="empty"),
+        pytest.param("- 1\n- 2\n", None, (), "not a mapping", id="list-defaults"),
+        pytest.param(HEAD + "---\n- 1\n", None, (), "document 2 is a list", id="list-experiment"),
+        pytest.param("Global: {repaet: 2}\n" + HEAD + "---\nName: a\n", 1, ("Global", "repaet"),
+                     "unknown setting 'repaet'", id="unknown-global"),
+        pytest.param("Global: {repeat: 0}\n" + HEAD + "---\nName: a\n", 1, ("Global", "repeat"),
+                     "at least 1", id="repeat-zero"),
+        pytest.param(HEAD + "---\nName: a\nGlobal: {repeat: 2}\n", 5, ("Global",), "default config only",
+                     id="global-in-experiment"),
+        pytest.param("YamlLog: l.yaml\n---\nName: a\n", 3, ("Module",), "Module is missing", id="no-module"),
+        pytest.param("Module: m\n---\nName: a\n", 3, ("YamlLog",), "YamlLog is missing", id="no-log"),
+        pytest.param(HEAD + "---\nName: a\nModule: 3\n", 5, ("Module",), "non-empty string", id="module-number"),
+        pytest.param(HEAD + "Repeat: two\n---\nName: a\n", 3, ("Repeat",), "whole number", id="repeat-text"),
+    ],
+)
+def test_file_errors(write, text, line, key, fragment):
+    with pytest.raises(ConfigError) as info:
+        expand(write, text)
+    err = info.value
+    assert err.file.endswith("experiment.yaml") and err.line == line and err.key == key
+    assert fragment in str(err)
+    assert str(err).startswith(err.file)
+
+
+def test_skip_does_not_need_a_module(write):
+    exps = expand(write, "YamlLog: l.yaml\n---\nName: skip\n")
+    assert exps[0].skipped
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_study(str(tmp_path / "nope.yaml"))
+
+
+def test_hostile_tags_are_rejected(write):
+    path = write("experiment.yaml", HEAD + "---\nx: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_study(str(path))
+    assert not (path.parent / "pwned").exists()
+
+
+def test_expansion_is_linear_in_structure(write):
+    # Not a timing test: E is a view, so later experiments never copy earlier ones.
+    body = HEAD + "---\nx: 0\n" + "".join("---\nx: parse E[-1].x + 1\n" for _ in range(300))
+    exps = expand(write, body)
+    assert exps[-1].values["x"] == 300

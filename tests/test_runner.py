@@ -1,0 +1,138 @@
+"""The runner: modules, records in the YamlLog, failures, solve, unread parameters."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+from conftest import read_log
+
+from cool_runner import Expander, MemorySource, ModuleLoadError, Runner, load_study
+from cool_runner.console import Console
+from cool_runner.imports import search_paths
+
+HEAD = "Module: mymod\nYamlLog: log.yaml\n"
+
+
+def make_runner(workdir, **kwargs):
+    out = io.StringIO()
+    runner = Runner(Console(out=out, err=out, colour=False), paths=search_paths(str(workdir / "experiment.yaml")),
+                    grace=0.05, **kwargs)
+    return runner, out
+
+
+def run(workdir, write, module: str, text: str, **kwargs):
+    write("mymod.py", module)
+    path = write("experiment.yaml", text)
+    experiments = Expander(load_study(str(path)), rng=random.Random(1)).expand()
+    runner, out = make_runner(workdir, **kwargs)
+    runner.preload(experiments)
+    summary = runner.run(MemorySource(experiments))
+    log = workdir / "log.yaml"
+    return summary, (read_log(log) if log.exists() else []), out.getvalue()
+
+
+MODULE = """
+def main(exp):
+    if exp.get("fail"):
+        raise ValueError("bad value " + str(exp.x))
+    exp.ACC = exp.x / 10
+"""
+
+
+def test_records_hold_values_results_and_run_facts(workdir, write):
+    summary, log, out = run(workdir, write, MODULE, HEAD + "---\nName: a\nx: 3\n")
+    (record,) = log
+    assert record["ACC"] == 0.3 and record["STATUS"] == "done" and record["Name"] == "a"
+    assert set(record) >= {"REP", "RND_IDX", "HOST", "TIME_ELAPSED"}
+    assert list(record)[-2:] == ["TIME_ELAPSED", "STATUS"]
+    assert summary.exit_code == 0
+    assert "[1/1] a done in" in out and "ACC=0.3" in out
+    assert "1 done, 0 failed, 0 skipped, 0 interrupted" in out
+
+
+def test_a_failure_does_not_stop_the_rest(workdir, write):
+    text = HEAD + "---\nName: a\nx: 1\nfail: true\n---\nName: b\nx: 2\n"
+    summary, log, out = run(workdir, write, MODULE, text)
+    assert [r["STATUS"] for r in log] == ["failed", "done"]
+    assert log[0]["ERROR"] == "ValueError: bad value 1"
+    assert "Traceback" in log[0]["TRACEBACK"] and 'raise ValueError("bad value "' in log[0]["TRACEBACK"]
+    assert summary.exit_code == 1 and "ValueError: bad value 1" in out
+
+
+def test_fail_fast_stops_at_the_first_failure(workdir, write):
+    text = HEAD + "---\nName: a\nx: 1\nfail: true\n---\nName: b\nx: 2\n"
+    summary, log, out = run(workdir, write, MODULE, text, fail_fast=True)
+    assert [r["Name"] for r in log] == ["a"] and summary.exit_code == 1 and "--fail-fast" in out
+
+
+def test_skipped_experiments_are_not_run_or_logged(workdir, write):
+    summary, log, _ = run(workdir, write, MODULE, HEAD + "---\nName: skip\nx: 1\n---\nName: b\nx: 2\n")
+    assert [r["Name"] for r in log] == ["b"] and summary.count("skipped") == 1
+
+
+def test_unread_parameters_are_reported(workdir, write):
+    text = HEAD + "---\nName: a\nx: 1\ntypo_lr: 3\nopt: {lr: 1, momentum: 2}\n_note: private\nUPPER: 1\n"
+    module = "def main(exp):\n    exp.ACC = exp.x + exp.opt.lr\n"
+    _, _, out = run(workdir, write, module, text)
+    assert "never read by the module: typo_lr, opt.momentum" in out
+
+
+def test_iterating_a_mapping_counts_as_reading_it(workdir, write):
+    module = "def main(exp):\n    exp.ACC = exp.x + sum(dict(exp.opt).values())\n"
+    _, _, out = run(workdir, write, module, HEAD + "---\nName: a\nx: 1\nopt: {lr: 1, momentum: 2}\n")
+    assert "never read" not in out
+
+
+def test_solve_gives_objects_to_the_module_and_recipes_to_the_log(workdir, write):
+    module = "def main(exp):\n    exp.ROOT = exp.fn(exp.x)\n    exp.KIND = exp.opts.cls.__name__\n"
+    text = HEAD + "---\nName: a\nx: 16\nfn: solve math.sqrt\nopts: {cls: solve collections.OrderedDict}\n"
+    _summary, log, _ = run(workdir, write, module, text)
+    assert log[0]["ROOT"] == 4.0 and log[0]["KIND"] == "OrderedDict"
+    assert log[0]["fn"] == "solve math.sqrt" and log[0]["opts"]["cls"] == "solve collections.OrderedDict"
+
+
+def test_solve_failure_fails_that_experiment_only(workdir, write):
+    text = HEAD + "---\nName: a\nx: 1\nfn: solve nosuchmodule_abc.thing\n---\nName: b\nx: 2\n"
+    _summary, log, _out = run(workdir, write, MODULE, text)
+    assert [r["STATUS"] for r in log] == ["failed", "done"]
+    assert log[0]["ERROR"].startswith("experiment 0 (a): fn: solve nosuchmodule_abc.thing: NameError")
+
+
+def test_module_may_return_results(workdir, write):
+    _, log, _ = run(workdir, write, "def main(exp):\n    return {'ACC': 1.0}\n", HEAD + "---\nName: a\n")
+    assert log[0]["ACC"] == 1.0
+
+
+def test_numpy_results_are_converted(workdir, write):
+    pytest.importorskip("numpy")
+    module = "import numpy as np\ndef main(exp):\n    exp.ACC = np.float32(0.5)\n    exp.CURVE = np.arange(3)\n"
+    _, log, _ = run(workdir, write, module, HEAD + "---\nName: a\n")
+    assert log[0]["ACC"] == 0.5 and log[0]["CURVE"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("files", "module", "fragment", "details"),
+    [
+        pytest.param({}, "nothere", "module not found", None, id="missing"),
+        pytest.param({"broken.py": "import json\nraise RuntimeError('oops at import')\n"}, "broken",
+                     "raised while importing: RuntimeError: oops at import", "oops at import", id="raises"),
+        pytest.param({"needsdep.py": "import not_installed_dep_xyz\n"}, "needsdep",
+                     "raised while importing: No module named 'not_installed_dep_xyz'", "Traceback", id="dep-missing"),
+        pytest.param({"nomain.py": "x = 1\n"}, "nomain", "has no main(exp) function", None, id="no-main"),
+        pytest.param({"pkg/__init__.py": ""}, "pkg.sub", "module not found", None, id="missing-submodule"),
+    ],
+)
+def test_module_errors(workdir, write, files, module, fragment, details):
+    for name, text in files.items():
+        write(name, text)
+    runner, _ = make_runner(workdir)
+    with pytest.raises(ModuleLoadError) as info:
+        runner.main_of(module)
+    assert info.value.module == module and fragment in str(info.value)
+    assert str(info.value).startswith(f"Module {module}: ")
+    if details:
+        assert details in info.value.details
+    else:
+        assert info.value.details is None
