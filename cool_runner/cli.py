@@ -6,17 +6,21 @@ import argparse
 import logging
 import os
 import random
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable
 
 from .console import Console
 from .errors import CoolRunnerError, UsageError
 from .expand import Expander, Experiment, load_study
 from .imports import find_module, importable, search_paths
-from .runner import MemorySource, Runner
+from .jobqueue import FileQueue
+from .runner import MemorySource, Runner, Terminated
 from .yamlio import dump, to_plain
 
 log = logging.getLogger("cool_runner")
@@ -90,6 +94,15 @@ def run_parser() -> argparse.ArgumentParser:
                         help="run only these indices of the expanded list, e.g. 0,1,3 or 0 1 3")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed experiment")
     parser.add_argument("--seed", type=int, default=None, help="seed for the RND_IDX values (default: random)")
+    queue = parser.add_argument_group("queue", "with Global.queue (or --queue), experiments wait in an editable file")
+    queue.add_argument("--queue", metavar="FILE", help="queue file (default: Global.queue of the experiment file)")
+    mode = queue.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="work on the existing queue without reading the experiment file; also puts back the "
+                           "experiments of workers that died")
+    mode.add_argument("--fresh", action="store_true", help="replace the pending experiments of an existing queue")
+    mode.add_argument("--status", action="store_true", help="print the queue's pending, running and finished counts")
+    mode.add_argument("--add", metavar="YAML", help="append the documents of this file to the queue and exit")
     return parser
 
 
@@ -108,18 +121,86 @@ def run_command(argv: list[str], console: Console) -> int:
     overrides = [a for a in argv if a.startswith("+")]
     rest = [a for a in argv if not a.startswith("+")]
     args, extra = run_parser().parse_known_args(rest)
+    paths = search_paths(args.exp)
+    runner = Runner(console, paths=paths, fail_fast=args.fail_fast)
+    if args.resume or args.status or args.add:
+        queue = FileQueue(args.queue or _queue_of(args.exp, overrides))
+        if args.status:
+            print_status(queue.status(), console)
+            return 0
+        if args.add:
+            return add_to_queue(queue, args.add, console)
+        return run_queue(runner, queue, extra, console)
     picked = parse_pick(args.pick)
     study = load_study(args.exp, overrides)
     expander = Expander(study, rng=random.Random(args.seed))
     experiments = select(expander.expand(), picked)
-    paths = search_paths(args.exp)
     if args.dry:
         return dry_run(experiments, paths, console)
-    runner = Runner(console, paths=paths, fail_fast=args.fail_fast)
+    queue_path = args.queue or study.settings["queue"]
     with module_argv(extra):
         runner.preload(experiments)
-        summary = runner.run(MemorySource(experiments))
-    return summary.exit_code
+    if queue_path:
+        queue = FileQueue(queue_path)
+        queue.fill(experiments, study, fresh=args.fresh)
+        return run_queue(runner, queue, extra, console)
+    with module_argv(extra):
+        return runner.run(MemorySource(experiments)).exit_code
+
+
+def _queue_of(experiment_file: str, overrides: list[str]) -> str:
+    """The queue named by the experiment file's Global.queue (or a +Global.queue override)."""
+    study = load_study(experiment_file, overrides)
+    if not study.settings["queue"]:
+        raise UsageError(f"{experiment_file} sets no Global.queue", option="--resume/--status",
+                         hint="name the queue file with --queue FILE")
+    return study.settings["queue"]
+
+
+def add_to_queue(queue: FileQueue, path: str, console: Console) -> int:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}", option="--add") from exc
+    count = queue.append(text, path)
+    console.print(f"added {count} experiment(s) to {queue.path}")
+    return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def run_queue(runner: Runner, queue: FileQueue, extra: list[str], console: Console) -> int:
+    for name in queue.open():
+        console.print(f"put back in the queue: {name}")
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+    try:
+        with module_argv(extra):
+            return runner.run(queue).exit_code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        queue.close()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def print_status(status: dict, console: Console) -> None:
+    if not status["exists"] and not status["pending"]:
+        console.print(f"{status['queue']}: no queue (finished, or never started)")
+        return
+    counts = status["counts"]
+    parts = [f"{status['pending']} pending", f"{len(status['running'])} running"]
+    parts += [f"{counts.get(key, 0)} {key}" for key in ("done", "failed", "interrupted", "skipped", "rejected")]
+    console.print(f"{status['queue']}: " + ", ".join(parts))
+    for entry in status["running"]:
+        note = "" if entry["alive"] else "  (worker gone: --resume puts it back)"
+        console.print(f"  running {entry['name']} on {entry['host']} pid {entry['pid']} since {entry['since']}{note}")
+    if status["rejected"]:
+        console.print(f"  rejected documents are in {status['rejected']}")
 
 
 def dry_run(experiments: list[Experiment], paths: list[str], console: Console) -> int:

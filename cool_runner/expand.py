@@ -26,6 +26,7 @@ class Experiment:
     index: int = 0
     solves: list[tuple[Any, ...]] = field(default_factory=list)
     line: int | None = None
+    ticket: str | None = None
 
     @property
     def name(self) -> Any:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -19,6 +16,7 @@ from .imports import importable, load_module
 from .logwriter import append_record, build_record, describe_paths, describe_results
 from .mapping import TrackedExp
 from .parsing import SOLVE, Compiler, EvalFailure, solve, walk_to
+from .yamlio import interrupts_deferred
 
 log = logging.getLogger("cool_runner")
 
@@ -36,6 +34,8 @@ class Source(Protocol):
     def take(self) -> Experiment | None: ...
 
     def finish(self, experiment: Experiment, status: str) -> None: ...
+
+    def release(self, experiment: Experiment) -> None: ...
 
     def total(self, taken: int) -> int | None: ...
 
@@ -56,8 +56,15 @@ class MemorySource:
     def finish(self, experiment: Experiment, status: str) -> None:
         pass
 
+    def release(self, experiment: Experiment) -> None:
+        pass  # nothing to put back in memory: the run is ending
+
     def total(self, taken: int) -> int | None:
         return len(self.items)
+
+
+class Terminated(BaseException):
+    """SIGTERM (a cluster preempting the job, a system shutdown): stop now, leave the experiment queued."""
 
 
 class Listener:
@@ -89,12 +96,15 @@ class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
     elapsed: float = 0.0
     stopped: bool = False
+    terminated: bool = False
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
 
     @property
     def exit_code(self) -> int:
+        if self.terminated:
+            return 143
         if self.stopped:
             return 130
         return 1 if self.count("failed") else 0
@@ -102,19 +112,6 @@ class Summary:
     def line(self) -> str:
         counts = ", ".join(f"{self.count(s)} {s}" for s in ("done", "failed", "skipped", "interrupted"))
         return f"{counts} in {self.elapsed:.1f} s"
-
-
-@contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back while a record is written, so a log never ends half-way through one."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Runner:
@@ -164,6 +161,9 @@ class Runner:
         except KeyboardInterrupt:
             summary.stopped = True
             self.console.print(self.console.paint("stopped by Ctrl-C", "yellow"))
+        except Terminated:
+            summary.stopped = summary.terminated = True
+            self.console.print(self.console.paint("stopped by SIGTERM", "yellow"))
         summary.elapsed = time.monotonic() - start
         self.console.print(self.console.paint(summary.line(), "bold"))
         self._notify("ended", summary)
@@ -204,11 +204,17 @@ class Runner:
                 exp.update(result)
         except KeyboardInterrupt:
             status, error = "interrupted", "KeyboardInterrupt"
+        except Terminated:
+            release = getattr(source, "release", None)
+            if release is not None:
+                release(experiment)
+                self.console.print(f"{label} {name} put back at the front of the queue")
+            raise
         except Exception as exc:
             status, trace = "failed", traceback.format_exc()
             error = str(exc) if isinstance(exc, CoolRunnerError) else f"{type(exc).__name__}: {exc}"
         unread = exp.unread(is_runner_key) if status == "done" else []
-        with sigint_deferred():
+        with interrupts_deferred():
             record = build_record(exp, recipes, status=status, elapsed=elapsed, error=error, traceback_text=trace)
             append_record(values["YamlLog"], record)
             source.finish(experiment, status)

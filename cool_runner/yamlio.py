@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -29,14 +33,6 @@ LOCK_TIMEOUT = 60.0
 
 class Loader(_SafeLoader):
     """Safe loader that also reads YAML 1.2 floats such as `1e-3` and `5E+2` as numbers."""
-
-
-# PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent; researchers write 1e-3.
-Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
 
 
 class LineDict(dict):
@@ -79,6 +75,13 @@ LocatingLoader.add_constructor("tag:yaml.org,2002:map", _construct_located_map)
 
 class Dumper(_SafeDumper):
     """Safe dumper; records are plain data by the time they get here (see `to_plain`)."""
+
+
+# PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent; researchers write 1e-3. The dumper
+# learns the same rule so that it quotes a string such as "1e5", which would otherwise come back as a number.
+_FLOAT_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+for _cls in (Loader, Dumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
 
 
 def yaml_error(exc: yaml.YAMLError, file: str) -> ConfigError:
@@ -191,50 +194,96 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], text: str) -> None:
-    """Replace `path` with `text` so that a crash leaves either the old or the new file."""
+@dataclass
+class Replacement:
+    """New content for a file, written and synced beside it, waiting for `commit` to take its place."""
+
+    target: str
+    tmp: str
+    stat: os.stat_result
+
+    def commit(self) -> None:
+        os.replace(self.tmp, self.target)
+        _fsync_dir(os.path.dirname(os.path.abspath(self.target)))
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+def prepare_replacement(path: str | os.PathLike[str], data: str | bytes | Sequence[bytes | memoryview]) -> Replacement:
+    """Write `data` (text, bytes or byte chunks) to a synced temporary file in the same folder as `path`."""
     target = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(target))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        chunks = [data.encode("utf-8")] if isinstance(data, str) else [data] if isinstance(data, bytes) else data
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
-        if os.path.exists(target):
-            os.chmod(tmp, os.stat(target).st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+            try:
+                mode = os.stat(target).st_mode & 0o777
+            except FileNotFoundError:
+                mode = 0o644
+            os.fchmod(handle.fileno(), mode)
+            stat = os.fstat(handle.fileno())
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Replacement(target, tmp, os.stat(tmp) if os.path.exists(tmp) else None).discard()  # type: ignore[arg-type]
         raise
-    _fsync_dir(folder)
+    return Replacement(target, tmp, stat)
+
+
+def atomic_write(path: str | os.PathLike[str], data: str | bytes | Sequence[bytes | memoryview]) -> None:
+    """Replace `path` with `data` so that a crash at any instant leaves either the old or the new file."""
+    replacement = prepare_replacement(path, data)
+    try:
+        replacement.commit()
+    except BaseException:
+        replacement.discard()
+        raise
+
+
+def append_text(path: str | os.PathLike[str], text: str, *, sync: bool = True) -> None:
+    """Append `text` in one write (and fsync); the caller holds whatever lock guards the file."""
+    target = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view):]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def append_locked(path: str | os.PathLike[str], text: str, timeout: float = LOCK_TIMEOUT) -> None:
-    """Append `text` to `path` in one write under the file's lock, then fsync."""
+    """Append `text` to `path` in one write under the file's own lock, then fsync."""
     target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    os.makedirs(folder, exist_ok=True)
-    data = text.encode("utf-8")
     try:
         with file_lock(target, timeout):
-            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_text(target, text)
     except Timeout as exc:
         raise ConfigError(
             f"could not lock the file within {timeout:.0f} s", file=target,
             hint=f"another process holds {target}.lock; if none is running, delete that file",
         ) from exc
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while files are rewritten, so a record or a queue is never left half-updated."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -98,3 +98,8 @@ def test_concurrent_appends_never_interleave(tmp_path):
     docs = list(yaml.safe_load_all(Path(path).read_text()))
     assert len(docs) == 200
     assert sorted((d["worker"], d["i"]) for d in docs) == [(w, i) for w in range(4) for i in range(50)]
+
+
+@pytest.mark.parametrize("text", ["1e5", "12E3", "-1.5e-3", "0x1F", "yes", "null", "007"])
+def test_strings_that_look_like_numbers_round_trip(text):
+    assert load_all(dump({"s": text}))[0] == {"s": text}
