@@ -254,7 +254,7 @@ def test_crash_between_state_and_queue_write_loses_nothing_and_repeats_nothing(q
     Replacement.commit = crash_before_the_rename
     try:
         with pytest.raises(OSError):
-            queue._take_once()
+            queue._locked(queue._take)
     finally:
         Replacement.commit = original
     assert len(queue.read_state().running) == 1
@@ -358,3 +358,29 @@ def test_eight_workers_and_an_appender_run_everything_exactly_once(qdir, write):
     assert not (qdir / "queue.yaml").exists() and not (qdir / "queue.yaml.state").exists()
     pids = {json.loads(line)["pid"] for line in (qdir / "ran.jsonl").read_text().splitlines()}
     assert len(pids) > 1
+
+
+def test_a_save_during_a_take_is_not_overwritten(qdir, write):
+    """An editor that saves between our read and our rename (it cannot take the lock) wins; the take retries."""
+    queue = fill(qdir, write, ["a", "b"])
+    from cool_runner.queuefiles import State
+
+    original = State.write
+    saved = {"done": False}
+
+    def write_and_edit(self, path):
+        original(self, path)
+        if not saved["done"] and self.running:
+            saved["done"] = True
+            with open(qdir / "queue.yaml", "a") as handle:
+                handle.write("---\nName: typed-meanwhile\n")
+
+    State.write = write_and_edit
+    try:
+        experiment = queue.take()
+    finally:
+        State.write = original
+    assert saved["done"] and experiment.name == "a"
+    names = [d["Name"] for d in __import__("yaml").safe_load_all((qdir / "queue.yaml").read_text()) if d]
+    assert names == ["b", "typed-meanwhile"]
+    assert [e["name"] for e in queue.read_state().running.values()] == ["a"]
