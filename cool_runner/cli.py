@@ -13,15 +13,17 @@ import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
-from .console import Console
+from .collecting import CACHE_NAME, MARK, Cache, collect, new_output, write_records
+from .console import Console, Progress
 from .errors import CoolRunnerError, UsageError
 from .expand import Expander, Experiment, load_study
 from .imports import find_module, importable, search_paths
 from .jobqueue import FileQueue
+from .querying import FORMATS, SUFFIXES, Query, aggregate, compile_lambda, load_records
 from .runner import MemorySource, Runner, Terminated
-from .yamlio import dump, to_plain
+from .yamlio import atomic_write, dump, to_plain
 
 log = logging.getLogger("cool_runner")
 
@@ -56,6 +58,13 @@ def _entry(prog: str, command: Callable[[list[str], Console], int], argv: Sequen
         return 141
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is a one-line UsageError (exit 2) like every other input error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, hint=f"see {self.prog} --help")
+
+
 def parse_pick(values: Sequence[str] | None) -> list[int] | None:
     """`--pick 0,1,3` or `--pick 0 1 3` into a list of indices."""
     if not values:
@@ -83,7 +92,7 @@ def select(experiments: list[Experiment], picked: list[int] | None) -> list[Expe
 
 
 def run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="run.py", allow_abbrev=False,
         description="Expand an experiment file and run every experiment with its Module. "
                     "+key.path=value arguments change the default config; other unknown arguments are passed "
@@ -222,3 +231,122 @@ def dry_run(experiments: list[Experiment], paths: list[str], console: Console) -
 def run_main(argv: Sequence[str] | None = None) -> int:
     """`run.py` / `cool-run`."""
     return _entry("run.py", run_command, argv)
+
+
+def collect_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="collect.py", description="Gather the records of every .yaml/.yml log under PATHs into one new file.")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="folders (searched recursively) or log files")
+    parser.add_argument("--exclude", nargs="*", default=[], metavar="NAME",
+                        help="skip files or folders by name, glob (e.g. '*_tmp') or path")
+    parser.add_argument("--dest", default="collected", help="folder of the new file (default: collected)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every folder visited with its count")
+    parser.add_argument("--follow-links", action="store_true", help="follow symlinked folders (loops are safe)")
+    parser.add_argument("--no-cache", action="store_true", help="read every file again instead of using the cache")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel readers (default: one per core)")
+    return parser
+
+
+def collect_command(argv: list[str], console: Console) -> int:
+    args = collect_parser().parse_args(argv)
+    cache = Cache(None if args.no_cache else Path(args.dest) / CACHE_NAME)
+    progress = Progress(0, "reading logs", console.err)
+    collection = collect(args.paths, exclude=args.exclude, follow_links=args.follow_links, skip_dirs=[args.dest],
+                         cache=cache, jobs=args.jobs, progress=progress)
+    progress.close()
+    for path, reason in collection.skipped:
+        log.warning("skipped %s", reason if reason.startswith(path) else f"{path}: {reason}")
+    if args.verbose:
+        for folder, count in collection.folders.items():
+            console.print(f"{folder}: {count} record(s)")
+    output = write_records(args.dest, "logs", collection.records,
+                           f"collect: {len(collection.records)} records from {', '.join(args.paths)}")
+    cache.save()
+    parts = [f"{collection.files} file(s)", f"{collection.duplicates} duplicate(s) dropped",
+             f"{len(collection.skipped)} file(s) skipped"]
+    if collection.cached:
+        parts.append(f"{collection.cached} from the cache")
+    console.print(f"collected {len(collection.records)} record(s) from " + ", ".join(parts))
+    console.print(str(output))
+    return 0
+
+
+class _ArgsFileParser(Parser):
+    """`%FILE` reads arguments from FILE, one per line; blank lines are ignored."""
+
+    def convert_arg_line_to_args(self, arg_line: str) -> list[str]:
+        line = arg_line.rstrip("\r\n")
+        return [line] if line.strip() else []
+
+
+def filter_parser() -> argparse.ArgumentParser:
+    parser = _ArgsFileParser(
+        prog="filter.py", fromfile_prefix_chars="%",
+        description="Filter, sort, trim, group and export .yaml logs. %%FILE reads arguments from FILE, one per line.")
+    parser.add_argument("paths", nargs="+", metavar="LOGFILE", help=".yaml log files (e.g. from collect.py)")
+    parser.add_argument("--filter", action="append", default=[], metavar="LAMBDA",
+                        help="keep records for which this returns true; several must all hold")
+    parser.add_argument("--sort", action="append", default=[], metavar="LAMBDA",
+                        help="stable sort by this key; with several, the last one is the primary key")
+    parser.add_argument("--reverse", action="store_true", help="reverse every sort")
+    parser.add_argument("--keep-keys", nargs="*", default=None, metavar="KEY",
+                        help="keep only these keys (a.b for nested ones), in this order; none given keeps all")
+    parser.add_argument("--group-by", nargs="+", default=None, metavar="KEY", help="group records by these keys")
+    parser.add_argument("--agg", nargs="+", default=[], metavar="KEY",
+                        help="with --group-by: count, mean, std, min and max of these keys per group")
+    parser.add_argument("--format", choices=sorted(FORMATS), default=None,
+                        help="yaml (default), json, csv, or table (printed); --group-by prints a table by default")
+    parser.add_argument("--dest", default="filtered", help="folder of the new file (default: filtered)")
+    parser.add_argument("-o", "--output", default=None, metavar="FILE", help="write here instead ('-': stdout)")
+    return parser
+
+
+def filter_command(argv: list[str], console: Console) -> int:
+    args = filter_parser().parse_args(argv)
+    if args.agg and not args.group_by:
+        raise UsageError("--agg needs --group-by", option="--agg", hint="e.g. --group-by Name --agg ACC")
+    query = Query(filters=[compile_lambda(t, "--filter") for t in args.filter],
+                  sorts=[compile_lambda(t, "--sort") for t in args.sort], reverse=args.reverse,
+                  keep=args.keep_keys or None)
+    records = load_records(args.paths)
+    kept = query.apply(records)
+    rows = aggregate(kept, args.group_by, args.agg) if args.group_by else kept
+    fmt = args.format or ("table" if args.group_by else "yaml")
+    text = FORMATS[fmt](rows)
+    summary = f"loaded {len(records)} record(s), kept {len(kept)}"
+    if args.group_by:
+        summary += f" in {len(rows)} group(s)"
+    print(summary, file=console.err)
+    if query.missing_filter:
+        print(f"{query.missing_filter} record(s) lacked a key a --filter uses: treated as not matching",
+              file=console.err)
+    if query.missing_sort:
+        print(f"{query.missing_sort} record(s) lacked a key a --sort uses: put last", file=console.err)
+    if args.output == "-" or (args.output is None and fmt == "table"):
+        console.out.write(text)
+        console.out.flush()
+        return 0
+    if args.output:
+        atomic_write(args.output, _marked(text, fmt))
+        path = Path(args.output)
+    else:
+        path, fd = new_output(args.dest, "filtered", SUFFIXES[fmt])
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(_marked(text, fmt))
+    print(str(path), file=console.out)
+    return 0
+
+
+def _marked(text: str, fmt: str) -> str:
+    """YAML output starts with the tools' mark (a comment), so collect never gathers it again."""
+    return f"{MARK}filter\n{text}" if fmt == "yaml" else text
+
+
+def collect_main(argv: Sequence[str] | None = None) -> int:
+    """`collect.py` / `cool-collect`."""
+    return _entry("collect.py", collect_command, argv)
+
+
+def filter_main(argv: Sequence[str] | None = None) -> int:
+    """`filter.py` / `cool-filter`."""
+    return _entry("filter.py", filter_command, argv)

@@ -46,7 +46,7 @@ class Progress:
         self.total = total
         self.label = label
         self.stream = stream or sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)()) and total > 0
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.monotonic()
         self.min_seconds = min_seconds
         self.last = 0.0
@@ -54,7 +54,7 @@ class Progress:
 
     def advance(self, count: int = 1) -> None:
         self.done += count
-        if not self.enabled:
+        if not self.enabled or self.total <= 0:
             return
         now = time.monotonic()
         if now - self.start < self.min_seconds or (now - self.last < 0.1 and self.done < self.total):

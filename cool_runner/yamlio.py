@@ -89,6 +89,9 @@ def yaml_error(exc: yaml.YAMLError, file: str) -> ConfigError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = mark.line + 1 if mark is not None else None
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        return ConfigError(f"refused: {problem}", file=file, line=line,
+                           hint="only plain YAML data is read; tags that build Python objects are never executed")
     context = getattr(exc, "context", None)
     what = f"invalid YAML: {context} {problem}" if context else f"invalid YAML: {problem}"
     return ConfigError(what, file=file, line=line, hint="fix the syntax at that line")

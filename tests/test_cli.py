@@ -87,6 +87,7 @@ def test_module_in_experiment_folder_is_found_from_elsewhere(tmp_path, write, mo
         pytest.param(["--pick", "x"], {"experiment.yaml": HEAD + "---\nName: a\n"},
                      "--pick: 'x' is not an experiment index", id="pick-word"),
         pytest.param(["+lr"], {"experiment.yaml": HEAD + "---\nName: a\n"}, "+lr: cannot read", id="bad-override"),
+        pytest.param(["--seed", "x"], {}, "argument --seed: invalid int value: 'x' (see run.py --help)", id="bad-option"),
         pytest.param([], {"experiment.yaml": "Module: ghost\nYamlLog: l.yaml\n---\nName: a\n"},
                      "Module ghost: module not found", id="unknown-module"),
     ],

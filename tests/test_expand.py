@@ -129,7 +129,7 @@ def test_missing_file(tmp_path):
 
 def test_hostile_tags_are_rejected(write):
     path = write("experiment.yaml", HEAD + "---\nx: !!python/object/apply:os.system ['touch pwned']\n")
-    with pytest.raises(ConfigError, match="invalid YAML"):
+    with pytest.raises(ConfigError, match="refused"):
         load_study(str(path))
     assert not (path.parent / "pwned").exists()
 

@@ -1,0 +1,8 @@
+#!/usr/bin/env python3
+"""Collect YAML logs (see README.md)."""
+import sys
+
+from cool_runner.cli import collect_main
+
+if __name__ == "__main__":
+    sys.exit(collect_main())

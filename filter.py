@@ -1,0 +1,8 @@
+#!/usr/bin/env python3
+"""Filter YAML logs (see README.md)."""
+import sys
+
+from cool_runner.cli import filter_main
+
+if __name__ == "__main__":
+    sys.exit(filter_main())
