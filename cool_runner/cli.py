@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from .collecting import CACHE_NAME, MARK, Cache, collect, new_output, write_records
+from .collecting import CACHE_NAME, MARK, Cache, collect, new_output, write_documents
 from .console import Console, Progress
 from .errors import CoolRunnerError, UsageError
 from .expand import Expander, Experiment, load_study
@@ -259,14 +259,14 @@ def collect_command(argv: list[str], console: Console) -> int:
     if args.verbose:
         for folder, count in collection.folders.items():
             console.print(f"{folder}: {count} record(s)")
-    output = write_records(args.dest, "logs", collection.records,
-                           f"collect: {len(collection.records)} records from {', '.join(args.paths)}")
+    output = write_documents(args.dest, "logs", collection.documents,
+                             f"collect: {len(collection.documents)} records from {', '.join(args.paths)}")
     cache.save()
     parts = [f"{collection.files} file(s)", f"{collection.duplicates} duplicate(s) dropped",
              f"{len(collection.skipped)} file(s) skipped"]
     if collection.cached:
         parts.append(f"{collection.cached} from the cache")
-    console.print(f"collected {len(collection.records)} record(s) from " + ", ".join(parts))
+    console.print(f"collected {len(collection.documents)} record(s) from " + ", ".join(parts))
     console.print(str(output))
     return 0
 
@@ -308,11 +308,14 @@ def filter_command(argv: list[str], console: Console) -> int:
     query = Query(filters=[compile_lambda(t, "--filter") for t in args.filter],
                   sorts=[compile_lambda(t, "--sort") for t in args.sort], reverse=args.reverse,
                   keep=args.keep_keys or None)
-    records = load_records(args.paths)
+    records, sources = load_records(args.paths)
     kept = query.apply(records)
     rows = aggregate(kept, args.group_by, args.agg) if args.group_by else kept
     fmt = args.format or ("table" if args.group_by else "yaml")
-    text = FORMATS[fmt](rows)
+    if fmt == "yaml" and not args.group_by and not query.keep:
+        text = "".join(f"---\n{sources[id(record)]}" for record in kept)  # each record's own text, as written
+    else:
+        text = FORMATS[fmt](rows)
     summary = f"loaded {len(records)} record(s), kept {len(kept)}"
     if args.group_by:
         summary += f" in {len(rows)} group(s)"

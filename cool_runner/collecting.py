@@ -18,7 +18,7 @@ import yaml
 
 from .console import Progress
 from .errors import UsageError
-from .yamlio import Dumper, Loader, atomic_write, yaml_error
+from .yamlio import Loader, atomic_write, load_with_text, yaml_error
 
 log = logging.getLogger("cool_runner")
 
@@ -30,29 +30,33 @@ PARALLEL_FROM = 64  # below this many files, starting worker processes costs mor
 
 @dataclass
 class FileResult:
-    """The records of one file, their hashes, and the reason when it could not be read."""
+    """The mapping documents of one file as their own YAML text, their hashes, or why it could not be read."""
 
     path: str
-    records: list[Any] = field(default_factory=list)
+    docs: list[str] = field(default_factory=list)
     hashes: list[str] = field(default_factory=list)
     error: str | None = None
-    cacheable: bool = True
 
 
 @dataclass
 class Collection:
-    """What a collect found: unique records in order, per-folder counts, and the files it skipped."""
+    """What a collect found: unique documents in order, per-folder counts, and the files it skipped."""
 
-    records: list[Any] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
     files: int = 0
     duplicates: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     folders: dict[str, int] = field(default_factory=dict)
     cached: int = 0
 
+    @property
+    def records(self) -> list[Any]:
+        """The documents parsed (the tool itself never needs to: it copies their text)."""
+        return [yaml.load(doc, Loader=Loader) for doc in self.documents]
+
 
 def canonical_hash(record: Any) -> str:
-    """Equal records get equal hashes whatever their key order."""
+    """Equal records get equal hashes whatever their key order or formatting."""
     try:
         text = json.dumps(record, sort_keys=True, default=repr, separators=(",", ":"))
     except TypeError:  # keys of mixed types (1 and "a") cannot be sorted by json
@@ -68,19 +72,6 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def _json_safe(value: Any) -> bool:
-    """Whether JSON gives this value back exactly (so the cache may hold it)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return True
-    if isinstance(value, float):
-        return value == value
-    if isinstance(value, list):
-        return all(_json_safe(item) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _json_safe(v) for k, v in value.items())
-    return False
-
-
 def read_log_file(path: str) -> FileResult:
     """Every mapping document of one file, loaded safely; a failure is described, never raised."""
     result = FileResult(path)
@@ -89,18 +80,17 @@ def read_log_file(path: str) -> FileResult:
             data = handle.read()
         if data.startswith(MARK.encode()):
             return result
-        docs = list(yaml.load_all(data, Loader=Loader))
+        pairs = load_with_text(data.decode("utf-8"))
     except yaml.YAMLError as exc:
         result.error = str(yaml_error(exc, path))
         return result
     except (OSError, ValueError) as exc:
-        result.error = f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+        result.error = f"{path}: cannot read: {getattr(exc, 'reason', None) or getattr(exc, 'strerror', None) or exc}"
         return result
-    for doc in docs:
+    for doc, body in pairs:
         if isinstance(doc, dict):
-            result.records.append(doc)
+            result.docs.append(body)
             result.hashes.append(canonical_hash(doc))
-    result.cacheable = _json_safe(result.records)
     return result
 
 
@@ -192,13 +182,13 @@ class Cache:
         except OSError:
             return None
         self.used[os.path.abspath(path)] = entry
-        return FileResult(path, entry["records"], entry["hashes"])
+        return FileResult(path, entry["docs"], entry["hashes"])
 
     def put(self, result: FileResult) -> None:
-        if result.error is None and result.cacheable:
+        if result.error is None:
             try:
                 self.used[os.path.abspath(result.path)] = {"stamp": self.stamp(result.path),
-                                                           "records": result.records, "hashes": result.hashes}
+                                                           "docs": result.docs, "hashes": result.hashes}
             except OSError:
                 pass
 
@@ -236,12 +226,12 @@ def collect(roots: Sequence[str], *, exclude: Sequence[str] = (), follow_links: 
             if result.error is not None:
                 out.skipped.append((path, result.error))
                 continue
-            for record, digest in zip(result.records, result.hashes):
+            for doc, digest in zip(result.docs, result.hashes):
                 if digest in seen:
                     out.duplicates += 1
                     continue
                 seen.add(digest)
-                out.records.append(record)
+                out.documents.append(doc)
                 count += 1
         out.folders[folder] = count
     return out
@@ -279,14 +269,14 @@ def new_output(folder: str | os.PathLike[str], prefix: str, suffix: str) -> tupl
     raise UsageError(f"{folder}: too many output files named {prefix}_{stamp}", option="--dest")
 
 
-def write_records(folder: str | os.PathLike[str], prefix: str, records: list[Any], note: str) -> Path:
-    """Write records as a new multi-document YAML file, marked so that collect never reads it back."""
+def write_documents(folder: str | os.PathLike[str], prefix: str, documents: list[str], note: str) -> Path:
+    """Write YAML documents (their text) as a new file, marked so that collect never reads it back."""
     path, fd = new_output(folder, prefix, ".yaml")
-    body = yaml.dump_all(records, Dumper=Dumper, sort_keys=False, allow_unicode=True, explicit_start=True,
-                         default_flow_style=False, width=120) if records else ""
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(f"{MARK}{note}\n{body}")
+        handle.write(f"{MARK}{note}\n")
+        for doc in documents:
+            handle.write("---\n")
+            handle.write(doc)
         handle.flush()
         os.fsync(handle.fileno())
     return path
-

@@ -14,7 +14,7 @@ import yaml
 
 from .errors import ConfigError, UsageError
 from .mapping import FrozenView
-from .yamlio import Loader, dump, to_plain, yaml_error
+from .yamlio import dump, load_with_text, to_plain, yaml_error
 
 MISSING = (KeyError, AttributeError, IndexError)
 _ABSENT = object()
@@ -35,21 +35,27 @@ def compile_lambda(text: str, option: str) -> Callable[[Any], Any]:
     return function
 
 
-def load_records(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """Every mapping document of the given log files, loaded with the safe loader."""
+def load_records(paths: Sequence[str]) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """Every mapping document of the given log files (safe loader), and each one's source text by id()."""
     records: list[dict[str, Any]] = []
+    texts: dict[int, str] = {}
     for path in paths:
         try:
             with open(path, "rb") as handle:
-                docs = yaml.load_all(handle.read(), Loader=Loader)
-                records.extend(doc for doc in docs if isinstance(doc, dict))
+                pairs = load_with_text(handle.read().decode("utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError("file not found", file=path, hint="give the path of a .yaml log") from exc
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror}", file=path) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"not UTF-8 text: {exc.reason}", file=path) from exc
         except yaml.YAMLError as exc:
             raise yaml_error(exc, path) from exc
-    return records
+        for doc, text in pairs:
+            if isinstance(doc, dict):
+                records.append(doc)
+                texts[id(doc)] = text
+    return records, texts
 
 
 @dataclass

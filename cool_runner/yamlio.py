@@ -105,6 +105,32 @@ def load_all(text: str, file: str = "<string>") -> list[Any]:
         raise yaml_error(exc, file) from exc
 
 
+class _SpanLoader(Loader):
+    """Records where each document's top node starts and ends, so its text can be copied, not dumped again."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.spans: list[tuple[int, int, int]] = []
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self.spans.append((node.start_mark.index, node.end_mark.index, node.start_mark.column))
+        return super().construct_document(node)
+
+
+def load_with_text(text: str) -> list[tuple[Any, str]]:
+    """Every document of a YAML text with its own source text (safe loader; YAML errors propagate)."""
+    loader = _SpanLoader(text)
+    try:
+        docs = []
+        while loader.check_data():
+            docs.append(loader.get_data())
+    finally:
+        loader.dispose()
+    # Marks count characters; a block mapping indented under its `---` gets its indentation back.
+    return [(doc, " " * column + text[start:end].rstrip() + "\n")
+            for doc, (start, end, column) in zip(docs, loader.spans)]
+
+
 def load_located(path: str | os.PathLike[str]) -> list[Any]:
     """Load an experiment file; mappings are LineDicts so errors can name the line."""
     name = str(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -169,15 +170,27 @@ def test_cache_rereads_only_changed_files(tree, capsys):
     assert "from the cache" not in output_of(capsys)[1][0]
 
 
-def test_cache_is_json_and_skips_what_json_cannot_hold(tree):
-    (tree / "data/a/dates.yaml").write_text("when: 2026-01-01\n1: int key\n")
+def test_cache_is_json_and_keeps_any_yaml_exactly(tree):
+    import datetime
+
+    (tree / "data/a/dates.yaml").write_text("when: 2026-01-01  # a date\n1: int key\n")
     cache = Cache(tree / "cache.json")
     first = collect(["data"], cache=cache)
     cache.save()
+    json.loads((tree / "cache.json").read_text())
     again = Cache(tree / "cache.json")
     second = collect(["data"], cache=again)
-    assert second.records == first.records
-    assert second.cached == 3  # the file with a date and an int key is read again every time
+    assert second.documents == first.documents and second.cached == 4
+    assert {"when": datetime.date(2026, 1, 1), 1: "int key"} in second.records
+
+
+def test_output_keeps_each_documents_own_text(tree, capsys):
+    (tree / "data/a/log.yaml").write_text("# header\n---\nName: a1  # the best one\nopt: {lr: 0.1}\n---\n  Name: a2\n  ACC: 1\n")
+    assert collect_main(["data/a"]) == 0
+    path, _ = output_of(capsys)
+    text = (tree / path).read_text()
+    assert "Name: a1  # the best one\nopt: {lr: 0.1}\n" in text
+    assert read_log(tree / path) == [{"Name": "a1", "opt": {"lr": 0.1}}, {"Name": "a2", "ACC": 1}]
 
 
 def test_missing_path_is_a_usage_error(tree):

@@ -160,3 +160,10 @@ def test_table_cuts_long_cells_and_aligns_numbers():
 
 def test_flatten():
     assert flatten({"a": {"b": {"c": 1}, "d": 2}, "e": {}}) == {"a.b.c": 1, "a.d": 2, "e": {}}
+
+
+def test_yaml_output_copies_each_kept_records_text(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "log.yaml").write_text("---\nName: a  # kept\nACC: 0.9\n---\nName: b\nACC: 0.1\n")
+    assert filter_main(["log.yaml", "--filter", "lambda e: e.ACC > 0.5", "-o", "-"]) == 0
+    assert capsys.readouterr().out == "---\nName: a  # kept\nACC: 0.9\n"
