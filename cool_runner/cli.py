@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -21,6 +22,7 @@ from .errors import CoolRunnerError, UsageError
 from .expand import Expander, Experiment, load_study
 from .imports import find_module, importable, search_paths
 from .jobqueue import FileQueue
+from .notify import SlackNotifier, slack_settings
 from .querying import FORMATS, SUFFIXES, Query, aggregate, compile_lambda, load_records
 from .runner import MemorySource, Runner, Terminated
 from .yamlio import atomic_write, dump, to_plain
@@ -131,7 +133,6 @@ def run_command(argv: list[str], console: Console) -> int:
     rest = [a for a in argv if not a.startswith("+")]
     args, extra = run_parser().parse_known_args(rest)
     paths = search_paths(args.exp)
-    runner = Runner(console, paths=paths, fail_fast=args.fail_fast)
     if args.resume or args.status or args.add:
         queue = FileQueue(args.queue or _queue_of(args.exp, overrides))
         if args.status:
@@ -139,6 +140,9 @@ def run_command(argv: list[str], console: Console) -> int:
             return 0
         if args.add:
             return add_to_queue(queue, args.add, console)
+        config = queue.config()
+        runner = make_runner(console, paths, args, config.get("settings") or {}, config.get("defaults") or {},
+                             str(queue.path))
         return run_queue(runner, queue, extra, console)
     picked = parse_pick(args.pick)
     study = load_study(args.exp, overrides)
@@ -146,6 +150,7 @@ def run_command(argv: list[str], console: Console) -> int:
     experiments = select(expander.expand(), picked)
     if args.dry:
         return dry_run(experiments, paths, console)
+    runner = make_runner(console, paths, args, study.settings, study.defaults, study.path)
     queue_path = args.queue or study.settings["queue"]
     with module_argv(extra):
         runner.preload(experiments)
@@ -155,6 +160,16 @@ def run_command(argv: list[str], console: Console) -> int:
         return run_queue(runner, queue, extra, console)
     with module_argv(extra):
         return runner.run(MemorySource(experiments)).exit_code
+
+
+def make_runner(console: Console, paths: list[str], args: argparse.Namespace, settings: dict, defaults: dict,
+                file: str) -> Runner:
+    """The runner, with Slack notifications when Global.slack is on (checked before anything runs)."""
+    listeners = []
+    slack = slack_settings(settings, file)
+    if slack is not None:
+        listeners.append(SlackNotifier(slack, host=socket.gethostname(), desc=defaults.get("Desc"), warn=console.warn))
+    return Runner(console, paths=paths, fail_fast=args.fail_fast, listeners=listeners)
 
 
 def _queue_of(experiment_file: str, overrides: list[str]) -> str:

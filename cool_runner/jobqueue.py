@@ -115,6 +115,11 @@ class FileQueue:
             raise QueueError("there is no queue here", file=str(self.path), hint=NO_QUEUE_HINT)
         return state
 
+    def config(self) -> dict[str, Any]:
+        """The settings and default config the queue was filled with."""
+        state = self._state()
+        return (load_all(state.config, str(self.state_path))[0] or {}) if state.config else {}
+
     def _read(self) -> tuple[bytes, list[int]]:
         """The queue's bytes and its signature as read (to notice a save that does not take the lock)."""
         try:

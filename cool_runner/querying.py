@@ -178,7 +178,7 @@ def to_table(records: Sequence[Mapping[str, Any]], width: int = 32) -> str:
     columns = columns_of(rows)
     if not columns:
         return "(no records)\n"
-    cells = [[_short(_cell(row.get(c)), width) for c in columns] for row in rows]
+    cells = [[_short(_display(row.get(c)), width) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     numeric = [all(_is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns]
 
@@ -187,6 +187,11 @@ def to_table(records: Sequence[Mapping[str, Any]], width: int = 32) -> str:
 
     out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
     return "\n".join(out) + "\n"
+
+
+def _display(value: Any) -> str:
+    """A cell for people: floats to 4 significant digits (CSV and JSON keep full precision)."""
+    return f"{value:.4g}" if isinstance(value, float) else _cell(value)
 
 
 def _short(text: str, width: int) -> str:
