@@ -9,14 +9,14 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, read_log, run_script
+
 from cool_runner import ConfigError
 from cool_runner.cli import run_main
 from cool_runner.notify import default_line, slack_settings
 
 pytest.importorskip("slack_sdk")
-from slack_server import FakeSlack  # noqa: E402
+from slack_server import FakeSlack
 
 MODULE = """
 import time
