@@ -262,7 +262,10 @@ def prepare_replacement(path: str | os.PathLike[str], data: str | bytes | Sequen
             os.fchmod(handle.fileno(), mode)
             stat = os.fstat(handle.fileno())
     except BaseException:
-        Replacement(target, tmp, os.stat(tmp) if os.path.exists(tmp) else None).discard()  # type: ignore[arg-type]
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
     return Replacement(target, tmp, stat)
 

@@ -164,18 +164,20 @@ def _wait_for(path, timeout=20.0):
         time.sleep(0.02)
 
 
-def _start(workdir):
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=workdir, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "NO_COLOR": "1"})
+def _interrupt_slow_experiment(workdir, write):
+    """Start run.py on a slow experiment and a quick one; press Ctrl-C once the slow one runs."""
+    write("mymod.py", SLOW)
+    write("experiment.yaml", HEAD + "---\nName: slow\n---\nName: next\n")
+    process = subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=workdir, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "NO_COLOR": "1"})
+    _wait_for(workdir / "started-slow")
+    process.send_signal(signal.SIGINT)
+    return process
 
 
 @pytest.mark.timeout(60)
 def test_ctrl_c_logs_interrupted_and_goes_on(workdir, write):
-    write("mymod.py", SLOW)
-    write("experiment.yaml", HEAD + "---\nName: slow\n---\nName: next\n")
-    process = _start(workdir)
-    _wait_for(workdir / "started-slow")
-    process.send_signal(signal.SIGINT)
+    process = _interrupt_slow_experiment(workdir, write)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     log = read_log(workdir / "log.yaml")
@@ -186,11 +188,7 @@ def test_ctrl_c_logs_interrupted_and_goes_on(workdir, write):
 
 @pytest.mark.timeout(60)
 def test_second_ctrl_c_stops_cleanly(workdir, write):
-    write("mymod.py", SLOW)
-    write("experiment.yaml", HEAD + "---\nName: slow\n---\nName: next\n")
-    process = _start(workdir)
-    _wait_for(workdir / "started-slow")
-    process.send_signal(signal.SIGINT)
+    process = _interrupt_slow_experiment(workdir, write)
     line = ""
     while "press Ctrl-C again" not in line:
         line = process.stdout.readline()
