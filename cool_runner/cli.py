@@ -331,6 +331,17 @@ def filter_command(argv: list[str], console: Console) -> int:
         text = "".join(f"---\n{sources[id(record)]}" for record in kept)  # each record's own text, as written
     else:
         text = FORMATS[fmt](rows)
+    if args.output == "-" or (args.output is None and fmt == "table"):
+        console.out.write(text)
+        console.out.flush()
+    elif args.output:
+        atomic_write(args.output, _marked(text, fmt))
+        console.print(args.output)
+    else:
+        path, fd = new_output(args.dest, "filtered", SUFFIXES[fmt])
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(_marked(text, fmt))
+        console.print(str(path))
     summary = f"loaded {len(records)} record(s), kept {len(kept)}"
     if args.group_by:
         summary += f" in {len(rows)} group(s)"
@@ -340,18 +351,6 @@ def filter_command(argv: list[str], console: Console) -> int:
               file=console.err)
     if query.missing_sort:
         print(f"{query.missing_sort} record(s) lacked a key a --sort uses: put last", file=console.err)
-    if args.output == "-" or (args.output is None and fmt == "table"):
-        console.out.write(text)
-        console.out.flush()
-        return 0
-    if args.output:
-        atomic_write(args.output, _marked(text, fmt))
-        path = Path(args.output)
-    else:
-        path, fd = new_output(args.dest, "filtered", SUFFIXES[fmt])
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(_marked(text, fmt))
-    print(str(path), file=console.out)
     return 0
 
 
