@@ -330,18 +330,20 @@ class FileQueue:
 
         self._locked(action)
 
-    def release(self, experiment: Experiment) -> None:
+    def release(self, experiment: Experiment) -> bool:
         """Put a taken experiment back at the front of the queue (the worker is being stopped)."""
 
-        def action() -> None:
+        def action() -> bool:
             state = self._state()
             entry = state.running.pop(experiment.ticket or "", None)
-            if entry is not None:
-                data, before = self._read()
-                self._write([entry["raw"].encode("utf-8"), data], state, before)
-                state.write(self.state_path)
+            if entry is None:
+                return False
+            data, before = self._read()
+            self._write([entry["raw"].encode("utf-8"), data], state, before)
+            state.write(self.state_path)
+            return True
 
-        self._locked(action)
+        return self._locked(action)
 
     def total(self, taken: int) -> int | None:
         return taken + self.pending_estimate

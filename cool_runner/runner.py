@@ -35,7 +35,7 @@ class Source(Protocol):
 
     def finish(self, experiment: Experiment, status: str) -> None: ...
 
-    def release(self, experiment: Experiment) -> None: ...
+    def release(self, experiment: Experiment) -> bool: ...
 
     def total(self, taken: int) -> int | None: ...
 
@@ -56,8 +56,8 @@ class MemorySource:
     def finish(self, experiment: Experiment, status: str) -> None:
         pass
 
-    def release(self, experiment: Experiment) -> None:
-        pass  # nothing to put back in memory: the run is ending
+    def release(self, experiment: Experiment) -> bool:
+        return False  # nothing to put back in memory: the run is ending
 
     def total(self, taken: int) -> int | None:
         return len(self.items)
@@ -205,9 +205,7 @@ class Runner:
         except KeyboardInterrupt:
             status, error = "interrupted", "KeyboardInterrupt"
         except Terminated:
-            release = getattr(source, "release", None)
-            if release is not None:
-                release(experiment)
+            if source.release(experiment):
                 self.console.print(f"{label} {name} put back at the front of the queue")
             raise
         except Exception as exc:
