@@ -208,3 +208,14 @@ def test_double_ctrl_c_posts_interrupted_and_the_summary(study, write):
     assert server.posted[-2]["thread_ts"] == server.posted[0]["ts"]
     assert texts[-1].startswith(f"experiments on {socket.gethostname()} interrupted: 0 done, 0 failed, 0 skipped, "
                                 "1 interrupted")
+
+
+def test_only_requests_that_never_left_are_retried():
+    from urllib.error import URLError
+
+    from cool_runner.notify import _undelivered
+
+    assert _undelivered(URLError(ConnectionRefusedError(111, "refused")))
+    assert _undelivered(URLError(socket.gaierror(-2, "unknown host")))
+    assert not _undelivered(URLError(ConnectionResetError(104, "reset")))
+    assert not _undelivered(URLError(TimeoutError("timed out")))
