@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--takes", type=int, default=200, help="timed takes (default 200)")
     parser.add_argument("--workers", type=int, default=4, help="concurrent workers (default 4)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=".") as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
         queue = build(folder, args.n)
@@ -83,7 +83,7 @@ def main() -> None:
         print(f"take one experiment: median {statistics.median(times) * 1e3:.2f} ms, "
               f"p90 {sorted(times)[int(0.9 * len(times))] * 1e3:.2f} ms over {args.takes} takes")
 
-    with tempfile.TemporaryDirectory(dir=".") as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         build(folder, args.n)
         results: multiprocessing.Queue = multiprocessing.Queue()
