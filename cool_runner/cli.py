@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from .collecting import CACHE_NAME, MARK, Cache, collect, new_output, write_documents
+from .collecting import CACHE_NAME, MARK, Cache, collect, write_documents, write_new
 from .console import Console, Progress
 from .errors import CoolRunnerError, UsageError
 from .expand import Expander, Experiment, load_study
@@ -338,10 +338,7 @@ def filter_command(argv: list[str], console: Console) -> int:
         atomic_write(args.output, _marked(text, fmt))
         console.print(args.output)
     else:
-        path, fd = new_output(args.dest, "filtered", SUFFIXES[fmt])
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(_marked(text, fmt))
-        console.print(str(path))
+        console.print(str(write_new(args.dest, "filtered", SUFFIXES[fmt], _marked(text, fmt))))
     summary = f"loaded {len(records)} record(s), kept {len(kept)}"
     if args.group_by:
         summary += f" in {len(rows)} group(s)"

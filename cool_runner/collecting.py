@@ -254,29 +254,25 @@ def _read_all(paths: list[str], jobs: int | None, progress: Callable[[int], None
                 progress(len(chunk))
 
 
-def new_output(folder: str | os.PathLike[str], prefix: str, suffix: str) -> tuple[Path, int]:
-    """Create a new file `prefix_YYYY-MM-DD_HH-MM-SS[-N]suffix` that no earlier run wrote; returns it, open fd."""
+def write_new(folder: str | os.PathLike[str], prefix: str, suffix: str, text: str) -> Path:
+    """Write `text` to a new file `prefix_YYYY-MM-DD_HH-MM-SS[-N]suffix` that no earlier run wrote."""
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     for attempt in range(1, 10_000):
-        name = f"{prefix}_{stamp}{'' if attempt == 1 else f'-{attempt}'}{suffix}"
+        path = target / f"{prefix}_{stamp}{'' if attempt == 1 else f'-{attempt}'}{suffix}"
         try:
-            fd = os.open(target / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # never overwrites: same second too
         except FileExistsError:
             continue
-        return target / name, fd
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return path
     raise UsageError(f"{folder}: too many output files named {prefix}_{stamp}", option="--dest")
 
 
 def write_documents(folder: str | os.PathLike[str], prefix: str, documents: list[str], note: str) -> Path:
     """Write YAML documents (their text) as a new file, marked so that collect never reads it back."""
-    path, fd = new_output(folder, prefix, ".yaml")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(f"{MARK}{note}\n")
-        for doc in documents:
-            handle.write("---\n")
-            handle.write(doc)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return path
+    return write_new(folder, prefix, ".yaml", f"{MARK}{note}\n" + "".join(f"---\n{doc}" for doc in documents))

@@ -11,7 +11,7 @@ import yaml
 from conftest import read_log, run_script
 
 from cool_runner.cli import collect_main
-from cool_runner.collecting import MARK, Cache, collect, new_output
+from cool_runner.collecting import MARK, Cache, collect, write_new
 
 
 def log_text(*records):
@@ -96,13 +96,10 @@ def test_same_second_runs_never_collide(tree, monkeypatch):
             return datetime.datetime(2026, 1, 1, 12, 0, 0)
 
     monkeypatch.setattr("cool_runner.collecting.datetime", Frozen)
-    names = []
-    for _ in range(3):
-        path, fd = new_output(tree / "out", "logs", ".yaml")
-        os.close(fd)
-        names.append(path.name)
+    names = [write_new(tree / "out", "logs", ".yaml", f"run {i}\n").name for i in range(3)]
     assert names == ["logs_2026-01-01_12-00-00.yaml", "logs_2026-01-01_12-00-00-2.yaml",
                      "logs_2026-01-01_12-00-00-3.yaml"]
+    assert [(tree / "out" / name).read_text() for name in names] == ["run 0\n", "run 1\n", "run 2\n"]
 
 
 def test_broken_and_hostile_files_are_skipped_with_a_warning(tree):
