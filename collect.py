@@ -2,7 +2,7 @@
 """Collect YAML logs (see README.md)."""
 import sys
 
-from cool_runner.cli import collect_main
+from cool_runner.cli.collect import main
 
 if __name__ == "__main__":
-    sys.exit(collect_main())
+    sys.exit(main())

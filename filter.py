@@ -2,7 +2,7 @@
 """Filter YAML logs (see README.md)."""
 import sys
 
-from cool_runner.cli import filter_main
+from cool_runner.cli.filter import main
 
 if __name__ == "__main__":
-    sys.exit(filter_main())
+    sys.exit(main())

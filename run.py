@@ -2,7 +2,7 @@
 """Run the experiments of an experiment file (see README.md)."""
 import sys
 
-from cool_runner.cli import run_main
+from cool_runner.cli.run import main
 
 if __name__ == "__main__":
-    sys.exit(run_main())
+    sys.exit(main())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cool_runner.expand import Expander, load_study
+from cool_runner import Expander, load_study
 
 DEFAULTS = """\
 Global: {repeat: 1}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cool_runner.expand import Expander, load_study
-from cool_runner.jobqueue import FileQueue
+from cool_runner import Expander, load_study
+from cool_runner.queue.filequeue import FileQueue
 
 STUDY = """\
 Global: {queue: null}

@@ -7,8 +7,10 @@ import sys
 import time
 from typing import TextIO
 
+from .keys import Status
+
 COLOURS = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "dim": "2", "bold": "1"}
-STATUS_COLOURS = {"done": "green", "failed": "red", "interrupted": "yellow", "skipped": "dim"}
+STATUS_COLOURS = {Status.DONE: "green", Status.FAILED: "red", Status.INTERRUPTED: "yellow", Status.SKIPPED: "dim"}
 
 
 def wants_colour(stream: TextIO) -> bool:

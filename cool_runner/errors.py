@@ -1,19 +1,10 @@
-"""The exception hierarchy: every error a user can cause is a CoolRunnerError."""
+"""The exception hierarchy: every error a user can cause is a CoolRunnerError; internal signals follow."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-
-def format_key(path: Sequence[object]) -> str:
-    """Render a key path as `a.b[2].c`."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
+from .keys import format_key
 
 
 class CoolRunnerError(Exception):
@@ -93,6 +84,11 @@ class ExpressionError(ConfigError):
         self.expression = expression
         self.error = error
 
+    @classmethod
+    def failed(cls, kind: str, source: str, failure: EvalFailure, **where: object) -> ExpressionError:
+        """The error for an expression whose evaluation raised `failure`."""
+        return cls(kind, source.strip(), failure.error, hint=failure.hint, **where)
+
 
 class ModuleLoadError(CoolRunnerError):
     """An experiment module that is missing, broken, or has no main()."""
@@ -125,3 +121,19 @@ class Interrupted(CoolRunnerError):
     """The user stopped the run with a second Ctrl-C."""
 
     exit_code = 130
+
+
+# --- internal signals: never shown to a user as such --------------------------------------------------------
+
+
+class Terminated(BaseException):
+    """SIGTERM (a cluster preempting the job, a system shutdown): stop now, leave the experiment queued."""
+
+
+class EvalFailure(Exception):
+    """An expression failed; carries the one-line error and advice, if any."""
+
+    def __init__(self, error: str, hint: str | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.hint = hint

@@ -1,21 +1,15 @@
-"""YAML reading and writing: safe C-accelerated loaders, plain-value dumping, atomic and locked writes."""
+"""YAML reading and writing: safe C-accelerated loaders and plain-value dumping."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
-import signal
-import tempfile
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
-from filelock import FileLock, Timeout
 
 from .errors import ConfigError
 
@@ -27,8 +21,6 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 log = logging.getLogger("cool_runner")
-
-LOCK_TIMEOUT = 60.0
 
 
 class Loader(_SafeLoader):
@@ -203,119 +195,3 @@ def dump(data: Any, *, explicit_start: bool = False) -> str:
 def dump_all(docs: list[Any]) -> str:
     """Dump several documents, each starting with `---`."""
     return "".join(dump(doc, explicit_start=True) for doc in docs)
-
-
-def file_lock(path: str | os.PathLike[str], timeout: float = LOCK_TIMEOUT) -> FileLock:
-    """The lock that guards `path` (a `.lock` file beside it)."""
-    return FileLock(f"{os.fspath(path)}.lock", timeout=timeout)
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on a directory; the rename is still atomic
-        pass
-    finally:
-        os.close(fd)
-
-
-@dataclass
-class Replacement:
-    """New content for a file, written and synced beside it, waiting for `commit` to take its place."""
-
-    target: str
-    tmp: str
-    stat: os.stat_result
-
-    def commit(self) -> None:
-        os.replace(self.tmp, self.target)
-        _fsync_dir(os.path.dirname(os.path.abspath(self.target)))
-
-    def discard(self) -> None:
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
-
-
-def prepare_replacement(path: str | os.PathLike[str], data: str | bytes | Sequence[bytes | memoryview]) -> Replacement:
-    """Write `data` (text, bytes or byte chunks) to a synced temporary file in the same folder as `path`."""
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
-    try:
-        chunks = [data.encode("utf-8")] if isinstance(data, str) else [data] if isinstance(data, bytes) else data
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-            try:
-                mode = os.stat(target).st_mode & 0o777
-            except FileNotFoundError:
-                mode = 0o644
-            os.fchmod(handle.fileno(), mode)
-            stat = os.fstat(handle.fileno())
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return Replacement(target, tmp, stat)
-
-
-def atomic_write(path: str | os.PathLike[str], data: str | bytes | Sequence[bytes | memoryview]) -> None:
-    """Replace `path` with `data` so that a crash at any instant leaves either the old or the new file."""
-    replacement = prepare_replacement(path, data)
-    try:
-        replacement.commit()
-    except BaseException:
-        replacement.discard()
-        raise
-
-
-def append_text(path: str | os.PathLike[str], text: str, *, sync: bool = True) -> None:
-    """Append `text` in one write (and fsync); the caller holds whatever lock guards the file."""
-    target = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(text.encode("utf-8"))
-        while view:
-            view = view[os.write(fd, view):]
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def append_locked(path: str | os.PathLike[str], text: str, timeout: float = LOCK_TIMEOUT) -> None:
-    """Append `text` to `path` in one write under the file's own lock, then fsync."""
-    target = os.fspath(path)
-    try:
-        with file_lock(target, timeout):
-            append_text(target, text)
-    except Timeout as exc:
-        raise ConfigError(
-            f"could not lock the file within {timeout:.0f} s", file=target,
-            hint=f"another process holds {target}.lock; if none is running, delete that file",
-        ) from exc
-
-
-@contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back while files are rewritten, so a record or a queue is never left half-updated."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -137,7 +137,9 @@ def test_internal_bugs_keep_their_traceback(study, monkeypatch):
     def bug(*args, **kwargs):
         raise RuntimeError("internal bug")
 
-    monkeypatch.setattr(cli, "load_study", bug)
+    import cool_runner.run.session as session
+
+    monkeypatch.setattr(session, "load_study", bug)
     with pytest.raises(RuntimeError, match="internal bug"):
         cli.run_main(["--exp", "experiment.yaml"])
 
@@ -219,9 +221,9 @@ def test_console_commands_are_installed():
     names = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     if "cool-run" not in names:
         pytest.skip("the project is not installed (pip install -e .)")
-    assert names["cool-run"] == "cool_runner.cli:run_main"
-    assert names["cool-collect"] == "cool_runner.cli:collect_main"
-    assert names["cool-filter"] == "cool_runner.cli:filter_main"
+    assert names["cool-run"] == "cool_runner.cli.run:main"
+    assert names["cool-collect"] == "cool_runner.cli.collect:main"
+    assert names["cool-filter"] == "cool_runner.cli.filter:main"
 
 
 def test_example_experiment_runs(tmp_path):

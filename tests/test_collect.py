@@ -11,7 +11,9 @@ import yaml
 from conftest import read_log, run_script
 
 from cool_runner.cli import collect_main
-from cool_runner.collecting import MARK, Cache, collect, write_new
+from cool_runner.files import write_new
+from cool_runner.logs.collect import Cache, collect
+from cool_runner.logs.reader import MARK
 
 
 def log_text(*records):
@@ -95,7 +97,7 @@ def test_same_second_runs_never_collide(tree, monkeypatch):
 
             return datetime.datetime(2026, 1, 1, 12, 0, 0)
 
-    monkeypatch.setattr("cool_runner.collecting.datetime", Frozen)
+    monkeypatch.setattr("cool_runner.files.datetime", Frozen)
     names = [write_new(tree / "out", "logs", ".yaml", f"run {i}\n").name for i in range(3)]
     assert names == ["logs_2026-01-01_12-00-00.yaml", "logs_2026-01-01_12-00-00-2.yaml",
                      "logs_2026-01-01_12-00-00-3.yaml"]

@@ -11,7 +11,8 @@ import yaml
 from conftest import read_log, run_script
 
 from cool_runner.cli import filter_main
-from cool_runner.querying import aggregate, flatten, to_table
+from cool_runner.logs.formats import flatten, to_table
+from cool_runner.logs.query import aggregate
 
 RECORDS = [
     {"Name": "vgg", "ACC": 0.95, "TIME": 30, "RND_IDX": 1, "model": "VGG", "extra": 1},

@@ -13,7 +13,7 @@ from conftest import ROOT, read_log, run_script
 
 from cool_runner import ConfigError
 from cool_runner.cli import run_main
-from cool_runner.notify import default_line, slack_settings
+from cool_runner.run.notify import default_line, slack_settings
 
 pytest.importorskip("slack_sdk")
 from slack_server import FakeSlack
@@ -213,7 +213,7 @@ def test_double_ctrl_c_posts_interrupted_and_the_summary(study, write):
 def test_only_requests_that_never_left_are_retried():
     from urllib.error import URLError
 
-    from cool_runner.notify import _undelivered
+    from cool_runner.run.notify import _undelivered
 
     assert _undelivered(URLError(ConnectionRefusedError(111, "refused")))
     assert _undelivered(URLError(socket.gaierror(-2, "unknown host")))

@@ -7,8 +7,10 @@ import random
 import pytest
 
 from cool_runner import ConfigError, Expander, ExpressionError, load_study
-from cool_runner.mapping import Exp
-from cool_runner.parsing import Compiler, EvalFailure, dotted_chains, solve
+from cool_runner.errors import EvalFailure
+from cool_runner.run.solve import dotted_chains, solve
+from cool_runner.study.expressions import Compiler
+from cool_runner.study.mapping import Exp
 
 HEAD = "Module: m\nYamlLog: log.yaml\n"
 

@@ -18,8 +18,9 @@ from conftest import ROOT, read_log, run_script
 from cool_runner import Expander, Runner, load_study
 from cool_runner.cli import run_main
 from cool_runner.console import Console
-from cool_runner.jobqueue import FileQueue
-from cool_runner.queuefiles import Worker, cut_first
+from cool_runner.queue.filequeue import FileQueue
+from cool_runner.queue.text import cut_first
+from cool_runner.queue.workers import Worker
 
 RECORD = """
 import json, os, time
@@ -200,7 +201,7 @@ def test_broken_save_warning_names_the_line(qdir, write, caplog):
         if len(calls) == 3:
             (qdir / "queue.yaml").write_text((qdir / "queue.yaml").read_text().replace("[oops", "oops"))
 
-    import cool_runner.jobqueue as jq
+    import cool_runner.queue.filequeue as jq
 
     original = jq.time.sleep
     jq.time.sleep = fake_sleep
@@ -242,7 +243,7 @@ def test_crash_between_state_and_queue_write_loses_nothing_and_repeats_nothing(q
     queue = fill(qdir, write, ["a", "b"])
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     queue.worker = Worker(pid=int(dead.stdout))
-    from cool_runner.yamlio import Replacement
+    from cool_runner.files import Replacement
 
     original = Replacement.commit
 
@@ -332,7 +333,7 @@ def test_sigterm_puts_the_experiment_back(qdir, write):
 
 APPENDER = """
 import sys
-from cool_runner.jobqueue import FileQueue
+from cool_runner.queue.filequeue import FileQueue
 queue = FileQueue(sys.argv[1])
 for i in range(100):
     queue.append(f"Name: added-{i}\\n")
@@ -363,7 +364,7 @@ def test_eight_workers_and_an_appender_run_everything_exactly_once(qdir, write):
 def test_a_save_during_a_take_is_not_overwritten(qdir, write):
     """An editor that saves between our read and our rename (it cannot take the lock) wins; the take retries."""
     queue = fill(qdir, write, ["a", "b"])
-    from cool_runner.queuefiles import State
+    from cool_runner.queue.state import State
 
     original = State.write
     saved = {"done": False}

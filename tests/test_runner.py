@@ -10,7 +10,7 @@ from conftest import read_log
 
 from cool_runner import Expander, MemorySource, ModuleLoadError, Runner, load_study
 from cool_runner.console import Console
-from cool_runner.imports import search_paths
+from cool_runner.run.importing import search_paths
 
 HEAD = "Module: mymod\nYamlLog: log.yaml\n"
 

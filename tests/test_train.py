@@ -15,7 +15,7 @@ np = pytest.importorskip("numpy")
 
 from conftest import ROOT, read_log  # noqa: E402
 
-from cool_runner.mapping import Exp  # noqa: E402
+from cool_runner.study.mapping import Exp  # noqa: E402
 from modules.train import data as datasets  # noqa: E402
 from modules.train.models import build_model, count_parameters  # noqa: E402
 from modules.train.pruning import apply_masks, density, magnitude_masks  # noqa: E402
@@ -159,7 +159,7 @@ SMOKE = ["+dataset=synthetic", "+synthetic={train_size: 256, test_size: 32}", "+
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize(("study", "one_shot"), [("resnet", 9), ("vgg", 11), ("wrn", 9)])
 def test_study_files_run_end_to_end(tmp_path, study, one_shot):
-    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "--exp", str(ROOT / f"experiment-{study}.yaml"),
+    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "--exp", str(ROOT / "studies" / f"experiment-{study}.yaml"),
                              *SMOKE, "--pick", "0", "1", "2", "3", str(one_shot)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=170)
     assert result.returncode == 0, result.stdout + result.stderr

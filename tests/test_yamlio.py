@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from cool_runner import ConfigError
-from cool_runner.yamlio import Loader, append_locked, atomic_write, dump, load_all, load_scalar, to_plain
+from cool_runner.files import append_locked, atomic_write
+from cool_runner.yamlio import Loader, dump, load_all, load_scalar, to_plain
 
 
 @pytest.mark.parametrize(

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.error import URLError
 
-from .errors import ConfigError
-from .mapping import FrozenView
+from ..errors import ConfigError
+from ..keys import ADDED_KEYS, RESULT_KEYS, Status
+from ..study.mapping import FrozenView
 from .runner import Listener, Outcome, Summary
 
 log = logging.getLogger("cool_runner")
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 SETTINGS = ("channel_short", "channel_final", "say", "base_url", "token_env", "token", "timeout")
-SKIP_IN_LINE = {"TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK", "REP", "RND_IDX", "HOST"}
+SKIP_IN_LINE = frozenset(RESULT_KEYS) | frozenset(ADDED_KEYS)
 
 
 @dataclass
@@ -138,10 +139,10 @@ class SlackNotifier(Listener):
             self.messages.put(("parent", self.settings.channel_short, text))
 
     def finished(self, outcome: Outcome) -> None:
-        if not self.settings.channel_short or outcome.status == "skipped":
+        if not self.settings.channel_short or outcome.status == Status.SKIPPED:
             return
         line = self.line(outcome.record)
-        if outcome.status == "failed" and outcome.error:
+        if outcome.status == Status.FAILED and outcome.error:
             line = f":x: {line}\n> {outcome.error.strip().splitlines()[-1]}"
         self.messages.put(("reply", self.settings.channel_short, line))
 
@@ -161,8 +162,7 @@ class SlackNotifier(Listener):
         self.close()
 
     def summary_text(self, summary: Summary) -> str:
-        counts = ", ".join(f"{summary.count(s)} {s}" for s in ("done", "failed", "skipped", "interrupted"))
-        head = f"experiments on {self.host} {'interrupted' if summary.stopped else 'finished'}: {counts}"
+        head = f"experiments on {self.host} {'interrupted' if summary.stopped else 'finished'}: {summary.counts()}"
         lines = [f"{o.index:>4} {o.status:<11} {o.name} {o.elapsed:.1f}s" for o in summary.outcomes]
         return head + ("\n```\n" + "\n".join(lines) + "\n```" if lines else "")
 

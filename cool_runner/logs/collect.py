@@ -10,20 +10,19 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from .console import Progress
-from .errors import UsageError
-from .yamlio import Loader, atomic_write, load_with_text, yaml_error
+from ..console import Progress
+from ..errors import ConfigError, UsageError
+from ..files import atomic_write, write_new
+from ..yamlio import Loader
+from .reader import LOG_SUFFIXES, MARK, read_documents
 
 log = logging.getLogger("cool_runner")
 
-LOG_SUFFIXES = (".yaml", ".yml")
-MARK = "# written by cool-runner "  # first line of every file the tools write; such files are never collected
 CACHE_NAME = ".cool-collect-cache.json"
 PARALLEL_FROM = 64  # below this many files, starting worker processes costs more than it saves
 
@@ -76,16 +75,9 @@ def read_log_file(path: str) -> FileResult:
     """Every mapping document of one file, loaded safely; a failure is described, never raised."""
     result = FileResult(path)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        if data.startswith(MARK.encode()):
-            return result
-        pairs = load_with_text(data.decode("utf-8"))
-    except yaml.YAMLError as exc:
-        result.error = str(yaml_error(exc, path))
-        return result
-    except (OSError, ValueError) as exc:
-        result.error = f"{path}: cannot read: {getattr(exc, 'reason', None) or getattr(exc, 'strerror', None) or exc}"
+        pairs = read_documents(path, skip_marked=True)
+    except ConfigError as exc:
+        result.error = str(exc)
         return result
     for doc, body in pairs:
         if isinstance(doc, dict):
@@ -252,25 +244,6 @@ def _read_all(paths: list[str], jobs: int | None, progress: Callable[[int], None
             yield from chunk
             if progress:
                 progress(len(chunk))
-
-
-def write_new(folder: str | os.PathLike[str], prefix: str, suffix: str, text: str) -> Path:
-    """Write `text` to a new file `prefix_YYYY-MM-DD_HH-MM-SS[-N]suffix` that no earlier run wrote."""
-    target = Path(folder)
-    target.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    for attempt in range(1, 10_000):
-        path = target / f"{prefix}_{stamp}{'' if attempt == 1 else f'-{attempt}'}{suffix}"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # never overwrites: same second too
-        except FileExistsError:
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return path
-    raise UsageError(f"{folder}: too many output files named {prefix}_{stamp}", option="--dest")
 
 
 def write_documents(folder: str | os.PathLike[str], prefix: str, documents: list[str], note: str) -> Path:

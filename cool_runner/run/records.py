@@ -1,4 +1,4 @@
-"""The YamlLog: one YAML document appended per finished experiment."""
+"""Log records: one YAML document per finished experiment, appended to its YamlLog."""
 
 from __future__ import annotations
 
@@ -6,22 +6,21 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import format_key
-from .yamlio import append_locked, dump, to_plain
-
-STATUSES = ("done", "failed", "interrupted")
+from ..files import append_locked
+from ..keys import RESULT_KEYS, format_key
+from ..yamlio import dump, to_plain
 
 
 def build_record(values: Mapping[str, Any], recipes: Mapping[tuple[Any, ...], str], *, status: str,
                  elapsed: float, error: str | None = None, traceback_text: str | None = None) -> dict[str, Any]:
     """The log record: the experiment as the module left it, `solve` recipes as text, and the run's facts."""
-    record = to_plain(values)
     for path, recipe in recipes.items():
-        _put(record, path, recipe)
-    for key in ("TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK"):
+        values = _restore(values, path, recipe)  # before converting: the solved objects are not data
+    record = to_plain(values)
+    for key in RESULT_KEYS:
         record.pop(key, None)
     record["TIME_ELAPSED"] = round(elapsed, 3)
-    record["STATUS"] = status
+    record["STATUS"] = str(status)
     if error is not None:
         record["ERROR"] = error
     if traceback_text is not None:
@@ -29,18 +28,19 @@ def build_record(values: Mapping[str, Any], recipes: Mapping[tuple[Any, ...], st
     return record
 
 
-def _put(record: Any, path: tuple[Any, ...], value: Any) -> None:
-    node = record
-    for part in path[:-1]:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return  # the module removed the container; the recipe has nowhere to go
-    if isinstance(node, (dict, list)):
-        try:
-            node[path[-1]] = value
-        except IndexError:
-            pass
+def _restore(node: Any, path: tuple[Any, ...], recipe: str) -> Any:
+    """`node` with the value at `path` replaced by `recipe`; only the containers on the path are copied."""
+    if not path:
+        return recipe
+    part, rest = path[0], path[1:]
+    if isinstance(node, Mapping) and part in node:
+        copy: Any = dict(node)
+    elif isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
+        copy = list(node)
+    else:
+        return node  # the module removed the container; the recipe has nowhere to go
+    copy[part] = _restore(node[part], rest, recipe)
+    return copy
 
 
 def append_record(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
@@ -52,7 +52,7 @@ def describe_results(record: Mapping[str, Any], inputs: Mapping[str, Any]) -> st
     """`ACC=0.93 LOSS=0.2`: the keys the module added, short values only."""
     parts = []
     for key, value in record.items():
-        if key in inputs or key in ("TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK"):
+        if key in inputs or key in RESULT_KEYS:
             continue
         if isinstance(value, float):
             parts.append(f"{key}={value:.4g}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from .errors import ModuleLoadError
+from ..errors import ModuleLoadError
 
 
 def search_paths(experiment_file: str | None) -> list[str]:
@@ -21,7 +21,7 @@ def search_paths(experiment_file: str | None) -> list[str]:
     paths = [os.getcwd()]
     if experiment_file:
         paths.append(str(Path(experiment_file).resolve().parent))
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if (root / "modules").is_dir():
         paths.append(str(root))
     unique: list[str] = []

@@ -1,4 +1,4 @@
-"""Expansion of an experiment file into a list of resolved experiments."""
+"""Expansion: definitions merged with the defaults, copied by `Repeat`, and their `parse` values resolved."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError, ExpressionError, UsageError
+from ..errors import ConfigError, EvalFailure, ExpressionError
+from ..keys import ABSENT, ADDED_KEYS, SKIP, lookup, walk
+from .expressions import PARSE, SOLVE, Compiler, Scope, evaluate
+from .load import StudyFile
 from .mapping import Exp, History
-from .parsing import PARSE, SOLVE, Compiler, EvalFailure, Scope, evaluate
-from .yamlio import LineDict, load_located, load_scalar
-
-GLOBAL_KEYS = {"repeat": 1, "queue": None, "slack": False, "slack_config": {}}
-RUNNER_KEYS = ("REP", "RND_IDX", "HOST")
-SKIP = "skip"
 
 
 @dataclass
@@ -37,80 +34,6 @@ class Experiment:
         return self.values.get("Name") == SKIP
 
 
-@dataclass
-class StudyFile:
-    """A loaded experiment file: the default config, the Global settings and the definitions."""
-
-    path: str
-    defaults: dict[str, Any]
-    settings: dict[str, Any]
-    definitions: list[Mapping[str, Any]]
-
-
-def apply_override(defaults: dict[str, Any], argument: str) -> None:
-    """Apply one `+key.path=value` argument to the default config; the value is read as YAML."""
-    body = argument[1:]
-    key, sep, text = body.partition("=")
-    if not sep or not key.strip() or any(not part for part in key.split(".")):
-        raise UsageError(f"cannot read {argument!r}", option=argument, hint="write +key.path=value, e.g. +lr=0.1")
-    try:
-        value = load_scalar(text)
-    except ConfigError as exc:
-        raise UsageError(f"the value is not valid YAML: {exc.what}", option=argument,
-                         hint="quote the whole argument in the shell, e.g. '+layers=[1, 2]'") from exc
-    parts = key.split(".")
-    node = defaults
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = LineDict()
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
-def load_study(path: str, overrides: Sequence[str] = ()) -> StudyFile:
-    """Read an experiment file and apply `+key=value` overrides to its default config."""
-    docs = load_located(path)
-    if not docs or docs[0] is None:
-        raise ConfigError("the file is empty", file=path,
-                          hint="the first document is the default config; experiments follow after '---'")
-    for number, doc in enumerate(docs):
-        if not isinstance(doc, dict):
-            what = "the default config" if number == 0 else f"document {number + 1}"
-            raise ConfigError(f"{what} is a {type(doc).__name__}, not a mapping of keys to values", file=path,
-                              line=getattr(doc, "line", None), hint="write key: value lines")
-    defaults = docs[0]
-    for argument in overrides:
-        apply_override(defaults, argument)
-    settings = read_settings(defaults.pop("Global", None) or {}, path, defaults)
-    for number, doc in enumerate(docs[1:], start=1):
-        if "Global" in doc:
-            raise ConfigError("Global belongs in the default config only", file=path, line=doc.lines.get("Global"),
-                              key=("Global",), hint=f"move it to the first document (found in document {number + 1})")
-    return StudyFile(path=path, defaults=defaults, settings=settings, definitions=docs[1:])
-
-
-def read_settings(raw: Any, path: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the Global mapping and fill in its defaults."""
-    line = getattr(defaults, "lines", {}).get("Global")
-    if not isinstance(raw, dict):
-        raise ConfigError("Global must be a mapping", file=path, line=line, key=("Global",))
-    unknown = sorted(set(raw) - set(GLOBAL_KEYS), key=str)
-    if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}", file=path, line=getattr(raw, "lines", {}).get(unknown[0]),
-                          key=("Global", unknown[0]), hint="Global knows " + ", ".join(GLOBAL_KEYS))
-    settings = {**GLOBAL_KEYS, **raw}
-    repeat = settings["repeat"]
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ConfigError(f"repeat must be a whole number of at least 1, not {repeat!r}", file=path,
-                          line=getattr(raw, "lines", {}).get("repeat"), key=("Global", "repeat"))
-    if settings["queue"] is not None and not isinstance(settings["queue"], str):
-        raise ConfigError("queue must be a file path or null", file=path, key=("Global", "queue"),
-                          line=getattr(raw, "lines", {}).get("queue"))
-    return settings
-
-
 def merge(experiment: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge: the experiment's keys first (its values win), then the defaults it did not set."""
     merged: dict[str, Any] = {}
@@ -126,12 +49,8 @@ def merge(experiment: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[st
 def line_of(doc: Any, path: Sequence[Any]) -> int | None:
     """The line of `path` inside a located document, or of the deepest mapping that holds part of it."""
     line = getattr(doc, "line", None)
-    node = doc
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            break
+    for node, part in zip(walk(doc, path), path):
         line = getattr(node, "lines", {}).get(part, line)
-        node = node[part]
     return line
 
 
@@ -163,8 +82,8 @@ class Expander:
         index = 0
         for _ in range(self.study.settings["repeat"]):
             history = History()
-            for number, definition in enumerate(self.study.definitions, start=1):
-                copies = self.copies(definition, number)
+            for definition in self.study.definitions:
+                copies = self.copies(definition)
                 rnd_idx = definition.get("RND_IDX", self.study.defaults.get("RND_IDX"))
                 if rnd_idx is None:
                     rnd_idx = self.new_rnd_idx()
@@ -174,12 +93,13 @@ class Expander:
                     yield experiment
                     index += 1
 
-    def copies(self, definition: Mapping[str, Any], number: int) -> int:
+    def copies(self, definition: Mapping[str, Any], line: int | None = None) -> int:
+        """How many copies `Repeat` asks for (the definition's, else the default config's; 0 runs none)."""
         value = definition.get("Repeat", self.study.defaults.get("Repeat", 1))
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             doc = definition if "Repeat" in definition else self.study.defaults
             raise ConfigError(f"Repeat must be a whole number, not {value!r}", file=self.study.path,
-                              line=line_of(doc, ["Repeat"]), key=("Repeat",),
+                              line=line_of(doc, ["Repeat"]) or line, key=("Repeat",),
                               hint="Repeat is read before parsing, so it cannot be an expression")
         return value
 
@@ -193,7 +113,7 @@ class Expander:
         experiment = Experiment(values=Exp(), index=index, line=getattr(definition, "line", None))
         resolver = _Resolution(self, definition, experiment, history, runner)
         resolver.mapping(merged, experiment.values, ())
-        for key in RUNNER_KEYS:
+        for key in ADDED_KEYS:
             if key not in experiment.values:
                 experiment.values[key] = runner[key]
         self.check(experiment, definition)
@@ -276,17 +196,9 @@ class _Resolution:
         in_defaults = not _has_path(self.definition, path) and _has_path(study.defaults, path)
         line = line_of(study.defaults if in_defaults else self.definition, path)
         name = self.experiment.values.get("Name", self.definition.get("Name", study.defaults.get("Name")))
-        return ExpressionError(kind, source.strip(), exc.error, file=study.path, line=line,
-                               experiment=self.experiment.index, name=name, key=path, hint=exc.hint)
+        return ExpressionError.failed(kind, source, exc, file=study.path, line=line,
+                                      experiment=self.experiment.index, name=name, key=path)
 
 
 def _has_path(doc: Any, path: Sequence[Any]) -> bool:
-    node = doc
-    for part in path:
-        in_dict = isinstance(node, dict) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
-        if in_dict or in_list:
-            node = node[part]
-        else:
-            return False
-    return True
+    return lookup(doc, path) is not ABSENT

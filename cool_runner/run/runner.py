@@ -9,24 +9,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from .console import STATUS_COLOURS, Console
-from .errors import CoolRunnerError, ExpressionError
-from .expand import Experiment
-from .imports import importable, load_module
-from .logwriter import append_record, build_record, describe_paths, describe_results
-from .mapping import TrackedExp
-from .parsing import SOLVE, Compiler, EvalFailure, solve, walk_to
-from .yamlio import interrupts_deferred
+from ..console import STATUS_COLOURS, Console
+from ..errors import CoolRunnerError, Terminated
+from ..files import interrupts_deferred
+from ..keys import STATUSES, Status, is_runner_key
+from ..study.expand import Experiment
+from ..study.expressions import Compiler
+from ..study.mapping import TrackedExp
+from .importing import importable, load_module
+from .records import append_record, build_record, describe_paths, describe_results
+from .solve import recipes_of, solve_all
 
 log = logging.getLogger("cool_runner")
-
-RUNNER_KEYS = {"Name", "Module", "YamlLog", "Repeat", "REP", "RND_IDX", "HOST", "Desc"}
-
-
-def is_runner_key(key: Any) -> bool:
-    """Keys the runner uses or the convention reserves: not reported as unread by the module."""
-    return not isinstance(key, str) or key in RUNNER_KEYS or key.isupper() or key.startswith("_")
-
 
 class Source(Protocol):
     """Where experiments come from: a list in memory or a queue file."""
@@ -61,10 +55,6 @@ class MemorySource:
 
     def total(self, taken: int) -> int | None:
         return len(self.items)
-
-
-class Terminated(BaseException):
-    """SIGTERM (a cluster preempting the job, a system shutdown): stop now, leave the experiment queued."""
 
 
 class Listener:
@@ -107,11 +97,14 @@ class Summary:
             return 143
         if self.stopped:
             return 130
-        return 1 if self.count("failed") else 0
+        return 1 if self.count(Status.FAILED) else 0
+
+    def counts(self) -> str:
+        """`4 done, 0 failed, 1 skipped, 0 interrupted`."""
+        return ", ".join(f"{self.count(status)} {status}" for status in STATUSES)
 
     def line(self) -> str:
-        counts = ", ".join(f"{self.count(s)} {s}" for s in ("done", "failed", "skipped", "interrupted"))
-        return f"{counts} in {self.elapsed:.1f} s"
+        return f"{self.counts()} in {self.elapsed:.1f} s"
 
 
 class Runner:
@@ -153,9 +146,9 @@ class Runner:
                 outcome = self.run_one(experiment, taken, source.total(taken), source)
                 summary.outcomes.append(outcome)
                 self._notify("finished", outcome)
-                if outcome.status == "interrupted":
+                if outcome.status == Status.INTERRUPTED:
                     self.pause()
-                if outcome.status == "failed" and self.fail_fast:
+                if outcome.status == Status.FAILED and self.fail_fast:
                     self.console.print("stopping at the first failure (--fail-fast)")
                     break
         except KeyboardInterrupt:
@@ -186,15 +179,15 @@ class Runner:
         values = experiment.values
         if experiment.skipped:
             self.console.print(f"{label} {self.console.paint('skip', 'dim')}")
-            source.finish(experiment, "skipped")
-            return Outcome(experiment.index, experiment.name, "skipped")
+            source.finish(experiment, Status.SKIPPED)
+            return Outcome(experiment.index, experiment.name, Status.SKIPPED)
         self.console.print(f"{label} {self.console.paint(str(name), 'bold')}  RND_IDX={values.get('RND_IDX')}")
         exp = TrackedExp.track(values)
-        recipes = {path: _get(values, path) for path in experiment.solves}
-        status, error, trace, elapsed = "done", None, None, 0.0
+        recipes = recipes_of(experiment)
+        status, error, trace, elapsed = Status.DONE, None, None, 0.0
         try:
             main = self.main_of(values["Module"])
-            self.solve_all(experiment, exp, recipes)
+            solve_all(experiment, exp, recipes, self.compiler)
             started = time.perf_counter()
             try:
                 result = main(exp)
@@ -203,34 +196,21 @@ class Runner:
             if isinstance(result, Mapping):
                 exp.update(result)
         except KeyboardInterrupt:
-            status, error = "interrupted", "KeyboardInterrupt"
+            status, error = Status.INTERRUPTED, "KeyboardInterrupt"
         except Terminated:
             if source.release(experiment):
                 self.console.print(f"{label} {name} put back at the front of the queue")
             raise
         except Exception as exc:
-            status, trace = "failed", traceback.format_exc()
+            status, trace = Status.FAILED, traceback.format_exc()
             error = str(exc) if isinstance(exc, CoolRunnerError) else f"{type(exc).__name__}: {exc}"
-        unread = exp.unread(is_runner_key) if status == "done" else []
+        unread = exp.unread(is_runner_key) if status == Status.DONE else []
         with interrupts_deferred():
             record = build_record(exp, recipes, status=status, elapsed=elapsed, error=error, traceback_text=trace)
             append_record(values["YamlLog"], record)
             source.finish(experiment, status)
         self.report(label, name, status, elapsed, record, values, error, unread)
         return Outcome(experiment.index, experiment.name, status, elapsed, record, error)
-
-    def solve_all(self, experiment: Experiment, exp: TrackedExp, recipes: Mapping[tuple[Any, ...], str]) -> None:
-        for path, recipe in recipes.items():
-            layers, container = walk_to(exp, path)
-            try:
-                value = solve(recipe[len(SOLVE):], layers, self.compiler)
-            except EvalFailure as exc:
-                raise ExpressionError("solve", recipe[len(SOLVE):].strip(), exc.error, experiment=experiment.index,
-                                      name=experiment.name, key=path, hint=exc.hint) from exc
-            if isinstance(container, dict):
-                dict.__setitem__(container, path[-1], value)
-            else:
-                container[path[-1]] = value
 
     def report(self, label: str, name: Any, status: str, elapsed: float, record: Mapping[str, Any],
                values: Mapping[str, Any], error: str | None, unread: list[tuple[Any, ...]]) -> None:
@@ -240,15 +220,8 @@ class Runner:
         if results:
             line += f"  {results}"
         self.console.print(line)
-        if error and status == "failed":
+        if error and status == Status.FAILED:
             self.console.print(f"    {self.console.paint(error.splitlines()[0], 'red')}")
         if unread:
             self.console.print(f"    never read by the module: {describe_paths(unread)}")
-
-
-def _get(values: Mapping[str, Any], path: tuple[Any, ...]) -> Any:
-    node: Any = values
-    for part in path:
-        node = node[part]
-    return node
 

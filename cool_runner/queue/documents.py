@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .expand import Expander, Experiment, StudyFile
-from .mapping import History
-from .queuefiles import Cut, State
-from .yamlio import dump_all, load_all
+from ..errors import ConfigError
+from ..study.expand import Expander, Experiment
+from ..study.load import StudyFile
+from ..study.mapping import History
+from ..yamlio import dump_all, load_all
+from .state import TAKEN, State
+from .text import Cut
 
 
 def difference(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -50,20 +52,24 @@ class Completer:
         self.expander: Expander | None = None
         self.config = ""
 
-    def complete(self, doc: Any, cut: Cut, state: State) -> Experiment:
+    def complete(self, doc: Any, cut: Cut, state: State) -> Experiment | None:
+        """The experiment a document stands for; None for `Repeat: 0`, which asks for no copies."""
         line = cut.line + 1
         if not isinstance(doc, dict):
             raise ConfigError(f"a queue document must be a mapping, not a {type(doc).__name__}",
                               file=str(self.queue_path), line=line)
         expander = self._expander(state)
         self._catch_up()
-        copies = doc.get("Repeat", 1)
-        if "REP" not in doc and isinstance(copies, int) and not isinstance(copies, bool) and copies > 1:
-            rnd_idx = doc.get("RND_IDX") or expander.new_rnd_idx()
-            extra = [{**doc, "REP": rep, "RND_IDX": rnd_idx} for rep in range(1, copies)]
-            cut.extra = dump_all(extra).encode("utf-8")
-            doc = {**doc, "REP": 0, "RND_IDX": rnd_idx}
-        experiment = expander.resolve(doc, self.history, state.counts.get("taken", 0), rep=doc.get("REP", 0),
+        if "REP" not in doc:
+            copies = expander.copies(doc, line)
+            if copies == 0:
+                return None
+            if copies > 1:
+                rnd_idx = doc.get("RND_IDX") or expander.new_rnd_idx()
+                extra = [{**doc, "REP": rep, "RND_IDX": rnd_idx} for rep in range(1, copies)]
+                cut.extra = dump_all(extra).encode("utf-8")
+                doc = {**doc, "REP": 0, "RND_IDX": rnd_idx}
+        experiment = expander.resolve(doc, self.history, state.counts.get(TAKEN, 0), rep=doc.get("REP", 0),
                                       rnd_idx=doc.get("RND_IDX"))
         experiment.values["HOST"] = self.host
         experiment.line = line

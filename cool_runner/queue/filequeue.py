@@ -14,32 +14,15 @@ from typing import Any, Callable, TypeVar
 import yaml
 from filelock import FileLock, Timeout
 
-from .errors import ConfigError, CoolRunnerError, QueueError
-from .expand import Experiment, StudyFile
-from .queuedocs import Completer, difference
-from .queuefiles import (
-    Heartbeat,
-    Signature,
-    State,
-    Worker,
-    count_documents,
-    cut_first,
-    load_document,
-    now_iso,
-    signature,
-    signature_of,
-    worker_alive,
-)
-from .yamlio import (
-    append_text,
-    dump,
-    dump_all,
-    interrupts_deferred,
-    load_all,
-    prepare_replacement,
-    to_plain,
-    yaml_error,
-)
+from ..errors import ConfigError, CoolRunnerError, QueueError
+from ..files import append_text, interrupts_deferred, prepare_replacement
+from ..study.expand import Experiment
+from ..study.load import StudyFile
+from ..yamlio import dump, dump_all, load_all, to_plain, yaml_error
+from .documents import Completer, difference
+from .state import REJECTED, TAKEN, Signature, State, now_iso, signature, signature_of
+from .text import count_documents, cut_first, load_document
+from .workers import Heartbeat, Worker, worker_alive
 
 log = logging.getLogger("cool_runner")
 T = TypeVar("T")
@@ -277,23 +260,26 @@ class FileQueue:
                 continue
             try:
                 experiment = self.completer.complete(doc, cut, state)
-                break
             except CoolRunnerError as exc:
                 note = "".join(f"# {line}\n" for line in f"rejected {now_iso()}: {exc}".splitlines())
                 append_text(self.rejected_path, note + cut.raw)
-                state.bump("rejected")
+                state.bump(REJECTED)
                 log.warning("moved a document to %s: %s", self.rejected_path, exc)
                 data = cut.rest()
+                continue
+            if experiment is not None:
+                break
+            data = cut.rest()  # Repeat: 0 asks for no copies
         experiment.ticket = f"t-{uuid.uuid4().hex[:12]}"
         state.running[experiment.ticket] = {**self.worker.describe(), "name": experiment.name, "raw": cut.raw,
                                             "queue_before": before}
-        state.bump("taken")
+        state.bump(TAKEN)
         known = state.signature
         try:
             self._write(cut.rest_parts(), state, before, lambda: state.write(self.state_path))
         except _Changed:
             del state.running[experiment.ticket]  # undo the durable record before trying again
-            state.bump("taken", -1)
+            state.bump(TAKEN, -1)
             state.signature = known
             state.write(self.state_path)
             raise

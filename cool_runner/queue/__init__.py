@@ -1,0 +1,1 @@
+"""The file queue: pending experiments in an editable YAML file that several workers can share."""

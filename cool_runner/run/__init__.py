@@ -1,0 +1,1 @@
+"""Running experiments: the runner loop, `solve`, module imports, records, the run session, notifications."""

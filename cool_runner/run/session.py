@@ -1,0 +1,192 @@
+"""A whole run as the CLI starts it, as a Python API: expand, pick, dry run, memory or queue, signals, Slack."""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..console import Console
+from ..errors import Terminated, UsageError
+from ..study.expand import Expander, Experiment
+from ..study.load import load_study
+from ..yamlio import dump, to_plain
+from .importing import find_module, importable, search_paths
+from .runner import Listener, MemorySource, Runner
+
+if TYPE_CHECKING:
+    from ..queue.filequeue import FileQueue
+
+log = logging.getLogger("cool_runner")
+
+
+@dataclass
+class RunOptions:
+    """What a run is asked to do besides the experiment file (the options of `run.py`)."""
+
+    overrides: Sequence[str] = ()
+    pick: Sequence[int] | None = None
+    dry: bool = False
+    seed: int | None = None
+    fail_fast: bool = False
+    queue: str | None = None
+    fresh: bool = False
+    argv: Sequence[str] = ()
+    listeners: list[Listener] = field(default_factory=list)
+
+
+def select(experiments: list[Experiment], picked: Sequence[int] | None) -> list[Experiment]:
+    """The experiments at these indices of the expanded list, in the order given."""
+    if picked is None:
+        return experiments
+    for index in picked:
+        if not 0 <= index < len(experiments):
+            raise UsageError(f"index {index} is out of range: the file expands to {len(experiments)} "
+                             f"experiment(s), numbered 0 to {len(experiments) - 1}", option="--pick",
+                             hint="see them with --dry")
+    return [experiments[index] for index in picked]
+
+
+@contextmanager
+def module_argv(extra: Sequence[str]) -> Iterator[None]:
+    """Leave the arguments run.py did not use in sys.argv for the module's own parser."""
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "run.py", *extra]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def run_study(path: str, options: RunOptions | None = None, console: Console | None = None) -> int:
+    """Expand an experiment file and run it (in memory, or through `Global.queue`); returns the exit code."""
+    options = options or RunOptions()
+    console = console or Console()
+    study = load_study(path, options.overrides)
+    expander = Expander(study, rng=random.Random(options.seed))
+    experiments = select(expander.expand(), options.pick)
+    paths = search_paths(path)
+    if options.dry:
+        return dry_run(experiments, paths, console)
+    runner = make_runner(console, paths, options, study.settings, study.defaults, study.path)
+    queue_path = options.queue or study.settings["queue"]
+    with module_argv(options.argv):
+        runner.preload(experiments)
+    if queue_path:
+        from ..queue.filequeue import FileQueue
+
+        queue = FileQueue(queue_path)
+        queue.fill(experiments, study, fresh=options.fresh)
+        return serve_queue(runner, queue, options.argv, console)
+    with module_argv(options.argv):
+        return runner.run(MemorySource(experiments)).exit_code
+
+
+def resume_queue(queue_path: str, options: RunOptions | None = None, console: Console | None = None,
+                 experiment_file: str | None = None) -> int:
+    """Work on an existing queue without reading an experiment file; returns the exit code."""
+    from ..queue.filequeue import FileQueue
+
+    options = options or RunOptions()
+    console = console or Console()
+    queue = FileQueue(queue_path)
+    config = queue.config()
+    runner = make_runner(console, search_paths(experiment_file), options, config.get("settings") or {},
+                         config.get("defaults") or {}, str(queue.path))
+    return serve_queue(runner, queue, options.argv, console)
+
+
+def queue_of(experiment_file: str, overrides: Sequence[str] = ()) -> str:
+    """The queue named by the experiment file's Global.queue (or a +Global.queue override)."""
+    study = load_study(experiment_file, overrides)
+    if not study.settings["queue"]:
+        raise UsageError(f"{experiment_file} sets no Global.queue", option="--resume/--status",
+                         hint="name the queue file with --queue FILE")
+    return study.settings["queue"]
+
+
+def add_to_queue(queue_path: str, yaml_path: str) -> int:
+    """Append the documents of a YAML file to a queue under its lock; returns how many were added."""
+    from ..queue.filequeue import FileQueue
+
+    try:
+        text = Path(yaml_path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {yaml_path}: {exc.strerror}", option="--add") from exc
+    return FileQueue(queue_path).append(text, yaml_path)
+
+
+def make_runner(console: Console, paths: list[str], options: RunOptions, settings: dict[str, Any],
+                defaults: dict[str, Any], file: str) -> Runner:
+    """The runner, with Slack notifications when Global.slack is on (checked before anything runs)."""
+    listeners = list(options.listeners)
+    if settings.get("slack"):
+        from .notify import SlackNotifier, slack_settings
+
+        slack = slack_settings(settings, file)
+        if slack is not None:
+            listeners.append(SlackNotifier(slack, host=socket.gethostname(), desc=defaults.get("Desc"),
+                                           warn=console.warn))
+    return Runner(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def serve_queue(runner: Runner, queue: FileQueue, argv: Sequence[str], console: Console) -> int:
+    """Take experiments from a file queue until it is empty; SIGTERM puts the running one back."""
+    for name in queue.open():
+        console.print(f"put back in the queue: {name}")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    try:
+        with module_argv(argv):
+            return runner.run(queue).exit_code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        queue.close()
+
+
+def dry_run(experiments: list[Experiment], paths: list[str], console: Console) -> int:
+    """Print every experiment as it would run; import nothing, solve nothing, write nothing."""
+    with importable(paths):
+        for module in sorted({e.values["Module"] for e in experiments if not e.skipped}):
+            find_module(module)
+    for experiment in experiments:
+        title = f"[{experiment.index}] {experiment.name if experiment.name is not None else '(unnamed)'}"
+        if experiment.skipped:
+            title += " (skipped: Name is skip)"
+        console.print(console.paint(title, "bold"))
+        text = dump(to_plain(experiment.values))
+        console.print("".join(f"    {line}\n" for line in text.splitlines()).rstrip("\n"))
+    console.print(f"{len(experiments)} experiment(s); nothing was run (--dry)")
+    return 0
+
+
+def status_lines(status: dict[str, Any]) -> list[str]:
+    """A queue's status (from `FileQueue.status`) as lines for people."""
+    from ..keys import STATUSES
+    from ..queue.state import REJECTED
+
+    if not status["exists"] and not status["pending"]:
+        return [f"{status['queue']}: no queue (finished, or never started)"]
+    counts = status["counts"]
+    parts = [f"{status['pending']} pending", f"{len(status['running'])} running"]
+    parts += [f"{counts.get(key, 0)} {key}" for key in (*STATUSES, REJECTED)]
+    lines = [f"{status['queue']}: " + ", ".join(parts)]
+    for entry in status["running"]:
+        note = "" if entry["alive"] else "  (worker gone: --resume puts it back)"
+        lines.append(f"  running {entry['name']} on {entry['host']} pid {entry['pid']} since {entry['since']}{note}")
+    if status["rejected"]:
+        lines.append(f"  rejected documents are in {status['rejected']}")
+    return lines

@@ -1,0 +1,1 @@
+"""The study file: loading, the experiment mapping, expressions, and expansion into experiments."""

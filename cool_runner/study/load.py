@@ -1,0 +1,86 @@
+"""Loading an experiment file: the default config, `Global` settings, `+key=value` overrides, definitions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError, UsageError
+from ..yamlio import LineDict, load_located, load_scalar
+
+GLOBAL_KEYS = {"repeat": 1, "queue": None, "slack": False, "slack_config": {}}
+
+
+@dataclass
+class StudyFile:
+    """A loaded experiment file: the default config, the Global settings and the definitions."""
+
+    path: str
+    defaults: dict[str, Any]
+    settings: dict[str, Any]
+    definitions: list[Mapping[str, Any]]
+
+
+def apply_override(defaults: dict[str, Any], argument: str) -> None:
+    """Apply one `+key.path=value` argument to the default config; the value is read as YAML."""
+    body = argument[1:]
+    key, sep, text = body.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.split(".")):
+        raise UsageError(f"cannot read {argument!r}", option=argument, hint="write +key.path=value, e.g. +lr=0.1")
+    try:
+        value = load_scalar(text)
+    except ConfigError as exc:
+        raise UsageError(f"the value is not valid YAML: {exc.what}", option=argument,
+                         hint="quote the whole argument in the shell, e.g. '+layers=[1, 2]'") from exc
+    parts = key.split(".")
+    node = defaults
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = LineDict()
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def load_study(path: str, overrides: Sequence[str] = ()) -> StudyFile:
+    """Read an experiment file and apply `+key=value` overrides to its default config."""
+    docs = load_located(path)
+    if not docs or docs[0] is None:
+        raise ConfigError("the file is empty", file=path,
+                          hint="the first document is the default config; experiments follow after '---'")
+    for number, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            what = "the default config" if number == 0 else f"document {number + 1}"
+            raise ConfigError(f"{what} is a {type(doc).__name__}, not a mapping of keys to values", file=path,
+                              line=getattr(doc, "line", None), hint="write key: value lines")
+    defaults = docs[0]
+    for argument in overrides:
+        apply_override(defaults, argument)
+    settings = read_settings(defaults.pop("Global", None) or {}, path, defaults)
+    for number, doc in enumerate(docs[1:], start=1):
+        if "Global" in doc:
+            raise ConfigError("Global belongs in the default config only", file=path, line=doc.lines.get("Global"),
+                              key=("Global",), hint=f"move it to the first document (found in document {number + 1})")
+    return StudyFile(path=path, defaults=defaults, settings=settings, definitions=docs[1:])
+
+
+def read_settings(raw: Any, path: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the Global mapping and fill in its defaults."""
+    line = getattr(defaults, "lines", {}).get("Global")
+    if not isinstance(raw, dict):
+        raise ConfigError("Global must be a mapping", file=path, line=line, key=("Global",))
+    unknown = sorted(set(raw) - set(GLOBAL_KEYS), key=str)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}", file=path, line=getattr(raw, "lines", {}).get(unknown[0]),
+                          key=("Global", unknown[0]), hint="Global knows " + ", ".join(GLOBAL_KEYS))
+    settings = {**GLOBAL_KEYS, **raw}
+    repeat = settings["repeat"]
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ConfigError(f"repeat must be a whole number of at least 1, not {repeat!r}", file=path,
+                          line=getattr(raw, "lines", {}).get("repeat"), key=("Global", "repeat"))
+    if settings["queue"] is not None and not isinstance(settings["queue"], str):
+        raise ConfigError("queue must be a file path or null", file=path, key=("Global", "queue"),
+                          line=getattr(raw, "lines", {}).get("queue"))
+    return settings
