@@ -1,0 +1,1 @@
+"""The logs: reading them, collecting them from many folders, and querying them."""
