@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Callable
 
 import yaml
@@ -82,8 +83,13 @@ def to_table(records: Sequence[Mapping[str, Any]], width: int = 32) -> str:
 
 
 def _display(value: Any) -> str:
-    """A cell for people: floats to 4 significant digits (CSV and JSON keep full precision)."""
-    return f"{value:.4g}" if isinstance(value, float) else _cell(value)
+    """A cell for people: floats, and integers too long to read, to 4 significant digits (CSV and JSON keep all)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if is_number(value) and abs(value) >= 10**16:  # format(int, "g") would go through float and overflow
+        mantissa, exponent = format(Decimal(value), ".4g").split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
+    return _cell(value)
 
 
 def _short(text: str, width: int) -> str:
