@@ -17,6 +17,7 @@ _HOMES = {
     "Interrupted": "errors",
     "ModuleLoadError": "errors",
     "QueueError": "errors",
+    "OutputError": "errors",
     "UsageError": "errors",
     "Status": "keys",
     "Console": "console",
@@ -44,6 +45,7 @@ _HOMES = {
     "Query": "logs.query",
     "aggregate": "logs.query",
     "load_records": "logs.query",
+    "write_output": "files",
 }
 
 __all__ = sorted(_HOMES)

@@ -117,6 +117,18 @@ class QueueError(CoolRunnerError):
         return self.file
 
 
+class OutputError(CoolRunnerError):
+    """An output file that cannot be written: a folder or a bad path (exit 2), or a failed write (exit 1)."""
+
+    def __init__(self, what: str, *, file: str, exit_code: int = 2, hint: str | None = None) -> None:
+        super().__init__(what, hint=hint)
+        self.file = file
+        self.exit_code = exit_code
+
+    def where(self) -> str:
+        return self.file
+
+
 class Interrupted(CoolRunnerError):
     """The user stopped the run with a second Ctrl-C."""
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import signal
+import stat
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -13,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, OutputError, UsageError
 
 if TYPE_CHECKING:
     from filelock import FileLock
@@ -61,8 +65,6 @@ class Replacement:
             pass
 
 
-
-
 def prepare_replacement(path: str | os.PathLike[str], data: str | bytes | Sequence[bytes | memoryview]) -> Replacement:
     """Write `data` (text, bytes or byte chunks) to a synced temporary file in the same folder as `path`."""
     target = os.fspath(path)
@@ -99,6 +101,61 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes | Sequence[byte
     except BaseException:
         replacement.discard()
         raise
+
+
+#: /dev/stdout, /dev/stderr, /dev/fd/N and /proc/self/fd/N name a descriptor this process already holds.
+_OWN_FD = re.compile(r"/dev/(?:(stdout)|(stderr)|fd/(\d+))|/proc/self/fd/(\d+)")
+#: Errors of a write that started and failed (exit 1); any other OSError means the path cannot be used (exit 2).
+_WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EPIPE}
+
+
+def write_output(path: str | os.PathLike[str], data: str | bytes) -> bool:
+    """Write a tool's output where the user pointed it; returns True when a regular file was (re)placed.
+
+    A regular file or a new path is replaced atomically; a symlink keeps pointing where it did while its target
+    is replaced; FIFOs, terminals and other devices are written through as they are (as a shell's `>` does), and
+    a descriptor the process holds (`/dev/stdout`) is written to directly. A folder is an OutputError (exit 2),
+    and so is any path the system refuses; a write that fails part-way (disk full) is one with exit code 1.
+    """
+    name = os.fspath(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        own = _OWN_FD.fullmatch(name)
+        if own:
+            _write_fd(1 if own[1] else 2 if own[2] else int(own[3] or own[4]), payload)
+            return False
+        try:
+            mode = os.stat(name).st_mode
+        except FileNotFoundError:
+            mode = None  # a new file, or a dangling symlink whose target gets created
+        if mode is not None and stat.S_ISDIR(mode):
+            raise OutputError("is a folder", file=name,
+                              hint="give a file name inside it, or leave out -o to get a new file in --dest")
+        if mode is None or stat.S_ISREG(mode):
+            atomic_write(os.path.realpath(name) if os.path.islink(name) else name, payload)
+            return True
+        fd = os.open(name, os.O_WRONLY | os.O_NOCTTY)  # a FIFO blocks here until someone reads it
+        try:
+            _write_fd(fd, payload)
+        finally:
+            os.close(fd)
+        return False
+    except OSError as exc:
+        failed = exc.errno in _WRITE_FAILURES
+        raise OutputError(f"cannot write: {exc.strerror or exc}", file=name, exit_code=1 if failed else 2,
+                          hint=None if failed else "choose another output path") from exc
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    for stream in (sys.stdout, sys.stderr):  # keep the order of what was already printed
+        try:
+            if stream is not None and stream.fileno() == fd:
+                stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def append_text(path: str | os.PathLike[str], text: str, *, sync: bool = True) -> None:
