@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 
 import pytest
 import yaml
-from conftest import read_log, run_script
+from conftest import ROOT, read_log, run_script
 
 from cool_runner.cli import collect_main
+from cool_runner.cli.collect import parse_args
+from cool_runner.errors import UsageError
 from cool_runner.files import write_new
+from cool_runner.logs import reader
 from cool_runner.logs.collect import Cache, collect
 from cool_runner.logs.reader import MARK
 
 
-def log_text(*records):
+def log_text(*records, status="done"):
+    """A log of run records: each gets a STATUS (as the runner writes it) unless status is None."""
+    records = [r if status is None or "STATUS" in r else {**r, "STATUS": status} for r in records]
     return "".join(yaml.safe_dump(r, explicit_start=True, sort_keys=False) for r in records)
 
 
@@ -140,7 +146,7 @@ def test_unicode_paths(tree, capsys):
     (folder / "журнал.yaml").write_text(log_text({"Name": "ünï", "note": "✓"}), encoding="utf-8")
     assert collect_main(["données", "--dest", "résultats"]) == 0
     path, _ = output_of(capsys)
-    assert read_log(tree / path) == [{"Name": "ünï", "note": "✓"}]
+    assert read_log(tree / path) == [{"Name": "ünï", "note": "✓", "STATUS": "done"}]
 
 
 def test_parallel_and_serial_reading_agree(tmp_path):
@@ -172,7 +178,7 @@ def test_cache_rereads_only_changed_files(tree, capsys):
 def test_cache_is_json_and_keeps_any_yaml_exactly(tree):
     import datetime
 
-    (tree / "data/a/dates.yaml").write_text("when: 2026-01-01  # a date\n1: int key\n")
+    (tree / "data/a/dates.yaml").write_text("when: 2026-01-01  # a date\n1: int key\nSTATUS: done\n")
     cache = Cache(tree / "cache.json")
     first = collect(["data"], cache=cache)
     cache.save()
@@ -180,19 +186,183 @@ def test_cache_is_json_and_keeps_any_yaml_exactly(tree):
     again = Cache(tree / "cache.json")
     second = collect(["data"], cache=again)
     assert second.documents == first.documents and second.cached == 4
-    assert {"when": datetime.date(2026, 1, 1), 1: "int key"} in second.records
+    assert {"when": datetime.date(2026, 1, 1), 1: "int key", "STATUS": "done"} in second.records
 
 
 def test_output_keeps_each_documents_own_text(tree, capsys):
-    (tree / "data/a/log.yaml").write_text("# header\n---\nName: a1  # the best one\nopt: {lr: 0.1}\n---\n  Name: a2\n  ACC: 1\n")
+    (tree / "data/a/log.yaml").write_text("# header\n---\nName: a1  # the best one\nopt: {lr: 0.1}\nSTATUS: done\n"
+                                         "---\n  Name: a2\n  TIME_ELAPSED: 1\n")
     assert collect_main(["data/a"]) == 0
     path, _ = output_of(capsys)
     text = (tree / path).read_text()
     assert "Name: a1  # the best one\nopt: {lr: 0.1}\n" in text
-    assert read_log(tree / path) == [{"Name": "a1", "opt": {"lr": 0.1}}, {"Name": "a2", "ACC": 1}]
+    assert read_log(tree / path) == [{"Name": "a1", "opt": {"lr": 0.1}, "STATUS": "done"},
+                                     {"Name": "a2", "TIME_ELAPSED": 1}]
 
 
 def test_missing_path_is_a_usage_error(tree):
     result = run_script("collect.py", "nowhere", cwd=tree)
     assert result.returncode == 2 and "nowhere: no such file or folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_only_run_records_are_collected_unless_all(tmp_path, monkeypatch, capsys):
+    """A real study folder: its experiment file, a queue with a rejected document, and the log of a run."""
+    from cool_runner import Expander, FileQueue, RunOptions, load_study, run_study
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "experiment.yaml", tmp_path)
+    assert run_study("experiment.yaml", RunOptions(seed=1)) == 0
+    study = load_study("experiment.yaml")
+    queue = FileQueue("queue.yaml")
+    queue.fill(Expander(study).expand(), study)
+    text = (tmp_path / "queue.yaml").read_text()  # a user's edit: a broken experiment in front
+    (tmp_path / "queue.yaml").write_text(text.replace("---\n", "---\nName: bad\nsteps: parse 1 / 0\n---\n", 1))
+    assert queue.take() is not None
+    assert "Name: bad" in (tmp_path / "queue.rejected.yaml").read_text()
+    capsys.readouterr()
+
+    run_records = read_log(tmp_path / "logs/example.yaml")
+    other = [doc for name in ("experiment.yaml", "queue.yaml", "queue.rejected.yaml")
+             for doc in read_log(tmp_path / name) if isinstance(doc, dict)]
+    assert len(run_records) == 4 and all("STATUS" in r for r in run_records)
+    distinct_other = {json.dumps(doc, sort_keys=True, default=str) for doc in other}
+
+    assert collect_main([".", "--dest", "out"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert read_log(tmp_path / lines[-1]) == run_records
+    assert lines[0] == (f"collected 4 record(s) from 4 file(s), 0 duplicate(s) dropped, 0 file(s) skipped, "
+                        f"{len(distinct_other)} other document(s) passed over (not run records; --all takes them)")
+
+    assert collect_main([".", "--dest", "out", "--all"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    everything = read_log(tmp_path / lines[-1])
+    assert len(everything) == 4 + len(distinct_other) and all(r in everything for r in run_records + other)
+    assert "passed over" not in lines[0] and "4 from the cache" in lines[0]
+
+
+def test_a_record_needs_status_or_time_elapsed(tmp_path):
+    (tmp_path / "log.yaml").write_text("STATUS: done\n---\nTIME_ELAPSED: 1.5\n---\nACC: 0.9\n---\n- a list\n")
+    found = collect([str(tmp_path)])
+    assert found.records == [{"STATUS": "done"}, {"TIME_ELAPSED": 1.5}] and found.passed_over == 1
+    assert collect([str(tmp_path)], all_mappings=True).records[-1] == {"ACC": 0.9}
+
+
+def test_a_file_that_grew_while_it_was_read_is_not_cached(tree, monkeypatch):
+    """A writer appends a record after collect read the file and before it looked at the file again."""
+    log = tree / "data/a/log.yaml"
+    real_read = reader._read_handle
+
+    def read_then_append(handle):
+        data = real_read(handle)
+        if handle.name.endswith("log.yaml"):
+            with open(log, "a") as out:
+                out.write(log_text({"Name": "a3"}))
+        return data
+
+    cache = Cache(tree / "cache.json")
+    monkeypatch.setattr(reader, "_read_handle", read_then_append)
+    first = collect(["data"], cache=cache, jobs=1)
+    monkeypatch.setattr(reader, "_read_handle", real_read)
+    cache.save()
+    assert [r["Name"] for r in first.records] == ["a1", "a2", "b1"]
+    assert os.path.abspath(log) not in json.loads((tree / "cache.json").read_text())["files"]
+    second = collect(["data"], cache=Cache(tree / "cache.json"), jobs=1)
+    assert [r["Name"] for r in second.records] == ["a1", "a2", "a3", "b1"] and second.cached == 2  # not log.yaml
+
+
+def test_cache_notices_a_replaced_file_of_the_same_size_and_time(tree):
+    log = tree / "data/a/log.yaml"
+    cache = Cache(tree / "cache.json")
+    collect(["data"], cache=cache)
+    cache.save()
+    before = os.stat(log)
+    new = tree / "data/a/new.tmp"
+    new.write_text(log.read_text().replace("a1", "z1"))
+    os.utime(new, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(new, log)  # same size, same mtime: only the inode tells
+    again = collect(["data"], cache=Cache(tree / "cache.json"))
+    assert [r["Name"] for r in again.records] == ["z1", "a2", "b1"] and again.cached == 2  # not log.yaml
+
+
+def test_broken_and_looping_log_symlinks_are_warned_once_and_counted(tree):
+    os.symlink("missing.yaml", tree / "data/a/broken.yaml")
+    os.symlink("loop.yml", tree / "data/a/loop.yml")
+    os.symlink(tree / "data/a/log.yaml", tree / "data/b/good.yaml")  # a working link: read, deduplicated
+    os.symlink("nowhere", tree / "data/b/notes")  # not a log: nothing to say
+    result = run_script("collect.py", "data", cwd=tree)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "warning: skipped data/a/broken.yaml: broken symlink: its target missing.yaml does not exist",
+        "warning: skipped data/a/loop.yml: symlink loop: it points to loop.yml, which leads back to itself",
+    ]
+    assert result.stdout.splitlines()[0] == ("collected 3 record(s) from 4 file(s), 2 duplicate(s) dropped, "
+                                             "2 file(s) skipped")
+    found = collect(["data"])
+    assert [path for path, _ in found.skipped] == ["data/a/broken.yaml", "data/a/loop.yml"]
+
+
+def test_a_broken_symlink_given_as_path(tree):
+    os.symlink("missing.yaml", tree / "link.yaml")
+    with pytest.raises(UsageError) as caught:
+        collect(["link.yaml"])
+    assert (caught.value.option, str(caught.value)) == ("PATH", "PATH: link.yaml: broken symlink")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--exclude", "tmp", "data"],
+                     "PATH is missing: --exclude took 'tmp' and 'data' as its values (end the list with '=': "
+                     "--exclude=tmp data; or give the PATHs before --exclude)", id="swallowed-path"),
+        pytest.param(["--exclude", "a", "'*_b'", "data", "copy"],
+                     "PATH is missing: --exclude took 'a', \"'*_b'\", 'data' and 'copy' as its values (end the list "
+                     "with '=': --exclude=a --exclude=''\"'\"'*_b'\"'\"'' data copy; or give the PATHs before "
+                     "--exclude)", id="several-each-way"),
+        pytest.param(["--exclude", "data"],
+                     "PATH is missing: --exclude took 'data' as its values (give the PATHs before --exclude)",
+                     id="only-a-path"),
+        pytest.param(["data", "--exclude", "tmp", "copy"],
+                     "'copy' is not inside any PATH, so --exclude cannot mean it: --exclude took 'tmp' and 'copy' "
+                     "as its values (end the list with '=': --exclude=tmp copy; or give the PATHs before --exclude)",
+                     id="existing-path-beside"),
+        pytest.param(["--exclude", "tmp"], "PATH is missing (give the folders or log files to collect)",
+                     id="one-pattern-no-path"),
+        pytest.param([], "PATH is missing (give the folders or log files to collect)", id="nothing"),
+    ],
+)
+def test_a_list_option_that_swallows_the_paths(tree, argv, message):
+    (tree / "copy").mkdir()
+    with pytest.raises(UsageError) as caught:
+        parse_args(argv)
+    assert str(caught.value) == message and caught.value.exit_code == 2 and caught.value.option is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "paths", "exclude"),
+    [
+        pytest.param(["--exclude=tmp", "data"], ["data"], ["tmp"], id="equals"),
+        pytest.param(["--exclude=a", "--exclude=b", "data"], ["data"], ["a", "b"], id="equals-twice"),
+        pytest.param(["--exclude", "tmp", "-v", "data"], ["data"], ["tmp"], id="ended-by-an-option"),
+        pytest.param(["data", "--exclude", "tmp", "data/a"], ["data"], ["tmp", "data/a"], id="path-inside"),
+        pytest.param(["data", "-v", "copy", "--exclude", "x"], ["data", "copy"], ["x"], id="intermixed"),
+    ],
+)
+def test_list_options_that_are_fine(tree, argv, paths, exclude):
+    (tree / "copy").mkdir()
+    args = parse_args(argv)
+    assert (args.paths, args.exclude) == (paths, exclude)
+
+
+def test_swallowed_path_as_a_real_process(tree):
+    result = run_script("collect.py", "--exclude", "tmp", "data", cwd=tree)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "collect.py: error: PATH is missing: --exclude took 'tmp' and 'data' as its values (end the list with "
+        "'=': --exclude=tmp data; or give the PATHs before --exclude)"]
+    assert not (tree / "collected").exists()
+
+
+def test_help_names_the_paths_as_required(tree):
+    result = run_script("collect.py", "--help", cwd=tree)
+    assert result.returncode == 0 and "PATH [PATH ...]" in result.stdout and "--all" in result.stdout

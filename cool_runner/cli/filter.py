@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 
 from ..console import Console
 from ..errors import UsageError
-from ..files import atomic_write, write_new
+from ..files import write_new, write_output
 from ..logs.formats import FORMATS, SUFFIXES
 from ..logs.query import Query, aggregate, compile_lambda, load_records
-from ..logs.reader import MARK
+from ..logs.reader import LOG_SUFFIXES, MARK
 from . import Parser, entry
+from .listargs import Formatter, ListAction, list_calls, require_positionals, swallowed
 
 
 class _ArgsFileParser(Parser):
@@ -24,28 +26,46 @@ class _ArgsFileParser(Parser):
 
 def filter_parser() -> argparse.ArgumentParser:
     parser = _ArgsFileParser(
-        prog="filter.py", fromfile_prefix_chars="%",
-        description="Filter, sort, trim, group and export .yaml logs. %%FILE reads arguments from FILE, one per line.")
-    parser.add_argument("paths", nargs="+", metavar="LOGFILE", help=".yaml log files (e.g. from collect.py)")
+        prog="filter.py", fromfile_prefix_chars="%", formatter_class=Formatter,
+        description="Filter, sort, trim, group and export .yaml logs. %FILE reads arguments from FILE, one per line.")
+    parser.add_argument("paths", nargs="*", metavar="LOGFILE", help=".yaml log files (e.g. from collect.py)")
     parser.add_argument("--filter", action="append", default=[], metavar="LAMBDA",
                         help="keep records for which this returns true; several must all hold")
     parser.add_argument("--sort", action="append", default=[], metavar="LAMBDA",
                         help="stable sort by this key; with several, the last one is the primary key")
     parser.add_argument("--reverse", action="store_true", help="reverse every sort")
-    parser.add_argument("--keep-keys", nargs="*", default=None, metavar="KEY",
+    parser.add_argument("--keep-keys", nargs="*", action=ListAction, default=None, metavar="KEY",
                         help="keep only these keys (a.b for nested ones), in this order; none given keeps all")
-    parser.add_argument("--group-by", nargs="+", default=None, metavar="KEY", help="group records by these keys")
-    parser.add_argument("--agg", nargs="+", default=[], metavar="KEY",
+    parser.add_argument("--group-by", nargs="+", action=ListAction, default=None, metavar="KEY",
+                        help="group records by these keys")
+    parser.add_argument("--agg", nargs="+", action=ListAction, default=[], metavar="KEY",
                         help="with --group-by: count, mean, std, min and max of these keys per group")
     parser.add_argument("--format", choices=sorted(FORMATS), default=None,
                         help="yaml (default), json, csv, or table (printed); --group-by prints a table by default")
     parser.add_argument("--dest", default="filtered", help="folder of the new file (default: filtered)")
-    parser.add_argument("-o", "--output", default=None, metavar="FILE", help="write here instead ('-': stdout)")
+    parser.add_argument("-o", "--output", default=None, metavar="FILE",
+                        help="write here instead ('-': stdout); a symlink's target, a FIFO or a device is written "
+                             "through")
     return parser
 
 
+def _is_log_file(word: str) -> bool:
+    return word.endswith(LOG_SUFFIXES) and os.path.isfile(word)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse, and refuse a key list that took the LOGFILEs (`--keep-keys Name ACC logs.yaml`)."""
+    args = filter_parser().parse_intermixed_args(argv)
+    require_positionals(args, "paths", "LOGFILE", _is_log_file, hint="give the .yaml files to read")
+    for option, words in list_calls(args):
+        files = [w for w in words if _is_log_file(w)]
+        if files:
+            raise swallowed(option, words, "LOGFILE", _is_log_file, f"{files[0]!r} is a log file, not a key")
+    return args
+
+
 def filter_command(argv: list[str], console: Console) -> int:
-    args = filter_parser().parse_args(argv)
+    args = parse_args(argv)
     if args.agg and not args.group_by:
         raise UsageError("--agg needs --group-by", option="--agg", hint="e.g. --group-by Name --agg ACC")
     query = Query(filters=[compile_lambda(t, "--filter") for t in args.filter],
@@ -63,19 +83,16 @@ def filter_command(argv: list[str], console: Console) -> int:
         console.out.write(text)
         console.out.flush()
     elif args.output:
-        atomic_write(args.output, _marked(text, fmt))
-        console.print(args.output)
+        if write_output(args.output, _marked(text, fmt)):  # a FIFO or /dev/stdout gets no path printed after
+            console.print(args.output)
     else:
         console.print(str(write_new(args.dest, "filtered", SUFFIXES[fmt], _marked(text, fmt))))
     summary = f"loaded {len(records)} record(s), kept {len(kept)}"
     if args.group_by:
         summary += f" in {len(rows)} group(s)"
     print(summary, file=console.err)
-    if query.missing_filter:
-        print(f"{query.missing_filter} record(s) lacked a key a --filter uses: treated as not matching",
-              file=console.err)
-    if query.missing_sort:
-        print(f"{query.missing_sort} record(s) lacked a key a --sort uses: put last", file=console.err)
+    for line in query.notes():
+        print(line, file=console.err)
     return 0
 
 
