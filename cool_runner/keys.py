@@ -29,11 +29,13 @@ STATUSES = tuple(Status)
 SKIP = "skip"
 
 #: Keys the runner reads from an experiment (Capitalised by convention).
-READ_KEYS = frozenset({"Name", "Module", "YamlLog", "Repeat", "Desc"})
+READ_KEYS = frozenset({"Name", "Module", "YamlLog", "Repeat", "Desc", "After", "Timeout"})
 #: Keys the runner adds to every experiment before it runs; `parse` can use them.
-ADDED_KEYS = ("REP", "RND_IDX", "HOST")
+ADDED_KEYS = ("INDEX", "REP", "RND_IDX", "HOST")
+#: Keys the engine writes into the record: where the experiment ran and where its output is.
+PLACE_KEYS = ("SLOT", "GPU", "OUTPUT")
 #: Keys the runner writes into the record after the module ran.
-RESULT_KEYS = ("TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK")
+RESULT_KEYS = (*PLACE_KEYS, "TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK")
 #: Every key of a record that the runner, not the module, is responsible for.
 RUNNER_KEYS = READ_KEYS | frozenset(ADDED_KEYS) | frozenset(RESULT_KEYS)
 

@@ -51,6 +51,7 @@ class Completer:
         self.offset = 0
         self.expander: Expander | None = None
         self.config = ""
+        self.next_index = 0
 
     def complete(self, doc: Any, cut: Cut, state: State) -> Experiment | None:
         """The experiment a document stands for; None for `Repeat: 0`, which asks for no copies."""
@@ -69,8 +70,11 @@ class Completer:
                 extra = [{**doc, "REP": rep, "RND_IDX": rnd_idx} for rep in range(1, copies)]
                 cut.extra = dump_all(extra).encode("utf-8")
                 doc = {**doc, "REP": 0, "RND_IDX": rnd_idx}
-        experiment = expander.resolve(doc, self.history, state.counts.get(TAKEN, 0), rep=doc.get("REP", 0),
-                                      rnd_idx=doc.get("RND_IDX"))
+        # Documents from an experiment file keep their INDEX; documents added by hand are numbered after them.
+        index = doc.get("INDEX")
+        if isinstance(index, bool) or not isinstance(index, int):
+            index = max(self.next_index, state.counts.get(TAKEN, 0))
+        experiment = expander.resolve(doc, self.history, index, rep=doc.get("REP", 0), rnd_idx=doc.get("RND_IDX"))
         experiment.values["HOST"] = self.host
         experiment.line = line
         return experiment
@@ -89,7 +93,7 @@ class Completer:
         try:
             with open(self.taken_path, "rb") as handle:
                 if os.fstat(handle.fileno()).st_size < self.offset:  # the queue was refilled
-                    self.history, self.offset = History(), 0
+                    self.history, self.offset, self.next_index = History(), 0, 0
                 handle.seek(self.offset)
                 new = handle.read()
         except FileNotFoundError:
@@ -97,4 +101,6 @@ class Completer:
         for doc in load_all(new.decode("utf-8"), str(self.taken_path)):
             if isinstance(doc, dict):
                 self.history.append(doc)
+                if isinstance(doc.get("INDEX"), int):
+                    self.next_index = max(self.next_index, doc["INDEX"] + 1)
         self.offset += len(new)

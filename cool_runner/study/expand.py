@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import ConfigError, EvalFailure, ExpressionError
 from ..keys import ABSENT, ADDED_KEYS, SKIP, lookup, walk
+from .after import dependencies
 from .expressions import PARSE, SOLVE, Compiler, Scope, evaluate
 from .load import StudyFile
 from .mapping import Exp, History
@@ -24,6 +25,8 @@ class Experiment:
     solves: list[tuple[Any, ...]] = field(default_factory=list)
     line: int | None = None
     ticket: str | None = None
+    #: Indices of the experiments it waits for (what its `parse` values read through `E`, and `After`).
+    after: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> Any:
@@ -107,15 +110,21 @@ class Expander:
                 rnd_idx: Any = None) -> Experiment:
         """Merge one definition with the defaults and resolve its `parse` values top to bottom."""
         merged = merge(definition, self.study.defaults)
-        runner = {"REP": rep, "RND_IDX": merged.get("RND_IDX", rnd_idx), "HOST": self.host}
+        runner = {"INDEX": index, "REP": rep, "RND_IDX": merged.get("RND_IDX", rnd_idx), "HOST": self.host}
         if runner["RND_IDX"] is None:
             runner["RND_IDX"] = self.new_rnd_idx()
         experiment = Experiment(values=Exp(), index=index, line=getattr(definition, "line", None))
         resolver = _Resolution(self, definition, experiment, history, runner)
+        history.take_reads()  # forget reads of an earlier resolution that failed
         resolver.mapping(merged, experiment.values, ())
         for key in ADDED_KEYS:
             if key not in experiment.values:
                 experiment.values[key] = runner[key]
+        experiment.values["INDEX"] = index
+        after = dependencies(experiment.values, index, history.take_reads(), history.items(), file=self.study.path,
+                             line=line_of(definition, ["After"]) or experiment.line)
+        if after is not None:
+            experiment.values["After"] = experiment.after = after
         self.check(experiment, definition)
         return experiment
 
@@ -131,6 +140,12 @@ class Expander:
                 raise ConfigError(what, file=self.study.path, line=line_of(definition, [key]) or experiment.line,
                                   experiment=experiment.index, name=experiment.name, key=(key,),
                                   hint=f"set it in the default config or in this experiment, e.g. {key}: {example}")
+        timeout = experiment.values.get("Timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
+            raise ConfigError(f"must be a number of seconds above 0, not {timeout!r}", file=self.study.path,
+                              line=line_of(definition, ["Timeout"]) or experiment.line, experiment=experiment.index,
+                              name=experiment.name, key=("Timeout",), hint="e.g. Timeout: 3600, or null for none")
 
 
 class _Resolution:
@@ -143,7 +158,7 @@ class _Resolution:
         self.experiment = experiment
         self.history = history
         self.raw_levels: list[Mapping[str, Any]] = []
-        # REP, RND_IDX and HOST are visible from the first key on, below every level of the experiment.
+        # INDEX, REP, RND_IDX and HOST are visible from the first key on, below every level of the experiment.
         self.layers: list[Mapping[str, Any]] = [runner]
 
     def mapping(self, raw: Mapping[str, Any], out: Exp, path: tuple[Any, ...]) -> Exp:

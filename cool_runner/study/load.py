@@ -9,7 +9,8 @@ from typing import Any
 from ..errors import ConfigError, UsageError
 from ..yamlio import LineDict, load_located, load_scalar
 
-GLOBAL_KEYS = {"repeat": 1, "queue": None, "slack": False, "slack_config": {}}
+GLOBAL_KEYS = {"repeat": 1, "queue": None, "slack": False, "slack_config": {}, "workers": None, "gpus": None,
+               "per_gpu": None, "isolate": False, "runs_dir": "runs"}
 
 
 @dataclass
@@ -83,4 +84,24 @@ def read_settings(raw: Any, path: str, defaults: Mapping[str, Any]) -> dict[str,
     if settings["queue"] is not None and not isinstance(settings["queue"], str):
         raise ConfigError("queue must be a file path or null", file=path, key=("Global", "queue"),
                           line=getattr(raw, "lines", {}).get("queue"))
+    _check_engine(settings, raw, path)
     return settings
+
+
+def _check_engine(settings: dict[str, Any], raw: Mapping[str, Any], path: str) -> None:
+    """The settings of the execution engine: slots, GPUs, isolation and the output folder."""
+
+    def error(key: str, what: str, hint: str) -> ConfigError:
+        return ConfigError(what, file=path, line=getattr(raw, "lines", {}).get(key), key=("Global", key), hint=hint)
+
+    for key in ("workers", "per_gpu"):
+        value = settings[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise error(key, f"{key} must be a whole number of at least 1, not {value!r}", f"e.g. {key}: 2")
+    gpus = settings["gpus"]
+    if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, (int, str, list))):
+        raise error("gpus", f"gpus must be a list of GPU ids or 'all', not {gpus!r}", "e.g. gpus: [0, 1] or gpus: all")
+    if not isinstance(settings["isolate"], bool):
+        raise error("isolate", f"isolate must be true or false, not {settings['isolate']!r}", "e.g. isolate: true")
+    if not isinstance(settings["runs_dir"], str) or not settings["runs_dir"].strip():
+        raise error("runs_dir", f"runs_dir must be a folder path, not {settings['runs_dir']!r}", "e.g. runs_dir: runs")

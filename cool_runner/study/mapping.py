@@ -172,19 +172,34 @@ def thaw(value: Any) -> Any:
 
 
 class History:
-    """`E`: the experiments parsed so far in this repetition, by position or by Name; read-only."""
+    """`E`: the experiments parsed so far in this repetition, by position or by Name; read-only.
 
-    __slots__ = ("_by_name", "_items")
+    It remembers which experiments an expression read (`take_reads`), so that a run knows what each
+    experiment depends on.
+    """
+
+    __slots__ = ("_by_name", "_items", "_reads")
 
     def __init__(self) -> None:
         self._items: list[Mapping[Any, Any]] = []
         self._by_name: dict[Any, int] = {}
+        self._reads: set[int] = set()
 
     def append(self, experiment: Mapping[Any, Any]) -> None:
         name = experiment.get("Name")
         if isinstance(name, (str, int)):
             self._by_name[name] = len(self._items)
         self._items.append(experiment)
+
+    def items(self) -> list[Mapping[Any, Any]]:
+        """The experiments so far, oldest first (not a read: nothing depends on them through this)."""
+        return list(self._items)
+
+    def take_reads(self) -> list[Mapping[Any, Any]]:
+        """The experiments read through `E` since the last call, oldest first; forgets them."""
+        read = [self._items[position] for position in sorted(self._reads)]
+        self._reads.clear()
+        return read
 
     def __len__(self) -> int:
         return len(self._items)
@@ -193,17 +208,23 @@ class History:
         if isinstance(key, str):
             if key not in self._by_name:
                 raise KeyError(f"no earlier experiment is named {key!r}")
+            self._reads.add(self._by_name[key])
             return FrozenView(self._items[self._by_name[key]])
         if isinstance(key, slice):
-            return tuple(FrozenView(item) for item in self._items[key])
+            positions = range(len(self._items))[key]
+            self._reads.update(positions)
+            return tuple(FrozenView(self._items[position]) for position in positions)
         if not self._items:
             raise IndexError("E is empty: this is the first experiment, there is nothing before it")
         try:
-            return FrozenView(self._items[key])
+            item = self._items[key]
         except IndexError:
             raise IndexError(f"E[{key}] is out of range: only {len(self._items)} experiment(s) came before") from None
+        self._reads.add(key % len(self._items))
+        return FrozenView(item)
 
     def __iter__(self) -> Iterator[FrozenView]:
+        self._reads.update(range(len(self._items)))
         return (FrozenView(item) for item in self._items)
 
     def __setitem__(self, key: Any, value: Any) -> None:
