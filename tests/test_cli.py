@@ -227,7 +227,8 @@ def test_console_commands_are_installed():
 
 
 def test_example_experiment_runs(tmp_path):
-    result = subprocess.run([sys.executable, "run.py", "+YamlLog=" + str(tmp_path / "log.yaml")], cwd=ROOT,
+    result = subprocess.run([sys.executable, "run.py", "+YamlLog=" + str(tmp_path / "log.yaml"),
+                             "+Global.runs_dir=" + str(tmp_path / "runs")], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     records = read_log(tmp_path / "log.yaml")

@@ -78,7 +78,7 @@ def test_queue_runs_in_order_and_is_removed_when_done(qdir, write):
     assert ran(qdir) == ["a", "b", "c"]
     assert [r["Name"] for r in read_log(qdir / "log.yaml")] == ["a", "b", "c"]
     leftovers = {p.name for p in qdir.iterdir()} - {"experiment.yaml", "recmod.py", "ran.jsonl", "log.yaml",
-                                                    "log.yaml.lock", "queue.yaml.lock", "__pycache__"}
+                                                    "log.yaml.lock", "queue.yaml.lock", "__pycache__", "runs"}
     assert leftovers == set()
 
 
@@ -86,7 +86,7 @@ def test_queue_documents_hold_only_what_differs_from_the_defaults(qdir, write):
     fill(qdir, write, ["a"], extra="lr: 1.0\nopt: {m: 2}\nnote: parse Name * 2\n")
     text = (qdir / "queue.yaml").read_text()
     (doc,) = [d for d in __import__("yaml").safe_load_all(text) if d]
-    assert doc == {"Name": "a", "opt": {"m": 2}, "note": "aa", "REP": 0, "RND_IDX": doc["RND_IDX"]}
+    assert doc == {"Name": "a", "opt": {"m": 2}, "note": "aa", "INDEX": 0, "REP": 0, "RND_IDX": doc["RND_IDX"]}
 
 
 def test_taking_rewrites_only_the_first_document(qdir, write):

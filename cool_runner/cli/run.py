@@ -26,6 +26,17 @@ def parse_pick(values: Sequence[str] | None) -> list[int] | None:
     return picked
 
 
+def positive(text: str) -> int:
+    """A whole number of at least 1, for --workers and --per-gpu."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def run_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="run.py", allow_abbrev=False,
@@ -38,6 +49,16 @@ def run_parser() -> argparse.ArgumentParser:
                         help="run only these indices of the expanded list, e.g. 0,1,3 or 0 1 3")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed experiment")
     parser.add_argument("--seed", type=int, default=None, help="seed for the RND_IDX values (default: random)")
+    slots = parser.add_argument_group("slots", "experiments run in worker processes, N at a time "
+                                               "(defaults from Global.workers, gpus, per_gpu, isolate)")
+    slots.add_argument("--workers", type=positive, metavar="N", help="run N experiments at once (default 1)")
+    slots.add_argument("--gpus", metavar="IDS", help="one slot per GPU, e.g. 0,1,2,3 or all (what nvidia-smi -L "
+                                                     "lists); each slot's CUDA_VISIBLE_DEVICES names its GPU")
+    slots.add_argument("--per-gpu", type=positive, metavar="N", help="slots per GPU with --gpus (default 1)")
+    slots.add_argument("--isolate", action="store_true", default=None,
+                       help="a fresh process for every experiment (default: one long-lived process per slot)")
+    slots.add_argument("--in-process", action="store_true",
+                       help="run every experiment inside run.py, one after another (for debuggers)")
     queue = parser.add_argument_group("queue", "with Global.queue (or --queue), experiments wait in an editable file")
     queue.add_argument("--queue", metavar="FILE", help="queue file (default: Global.queue of the experiment file)")
     mode = queue.add_mutually_exclusive_group()
@@ -55,7 +76,9 @@ def run_command(argv: list[str], console: Console) -> int:
     rest = [a for a in argv if not a.startswith("+")]
     args, extra = run_parser().parse_known_args(rest)
     options = RunOptions(overrides=overrides, pick=parse_pick(args.pick), dry=args.dry, seed=args.seed,
-                         fail_fast=args.fail_fast, queue=args.queue, fresh=args.fresh, argv=extra)
+                         fail_fast=args.fail_fast, queue=args.queue, fresh=args.fresh, argv=extra,
+                         workers=args.workers, gpus=args.gpus, per_gpu=args.per_gpu, isolate=args.isolate,
+                         in_process=args.in_process)
     if args.resume or args.status or args.add:
         queue = args.queue or queue_of(args.exp, overrides)
         if args.status:

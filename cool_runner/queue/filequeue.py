@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -223,11 +223,14 @@ class FileQueue:
 
     # --- taking and finishing ----------------------------------------------------------------------------
 
-    def take(self) -> Experiment | None:
-        """The next experiment, recorded as running; None when the queue is empty. Waits out broken edits."""
+    def take(self, slot: Mapping[str, Any] | None = None) -> Experiment | None:
+        """The next experiment, recorded as running (on `slot`, if given); None when the queue is empty.
+
+        Waits out broken edits.
+        """
         while True:
             try:
-                return self._locked(self._take)
+                return self._locked(lambda: self._take(slot))
             except BrokenQueue as broken:
                 sig = signature(self.path)
                 if sig != self.warned:
@@ -235,7 +238,7 @@ class FileQueue:
                     self.warned = sig
                 time.sleep(self.poll)
 
-    def _take(self) -> Experiment | None:
+    def _take(self, slot: Mapping[str, Any] | None = None) -> Experiment | None:
         state = self.read_state()
         if state is None:
             return None
@@ -272,7 +275,7 @@ class FileQueue:
             data = cut.rest()  # Repeat: 0 asks for no copies
         experiment.ticket = f"t-{uuid.uuid4().hex[:12]}"
         state.running[experiment.ticket] = {**self.worker.describe(), "name": experiment.name, "raw": cut.raw,
-                                            "queue_before": before}
+                                            "queue_before": before, **(slot or {})}
         state.bump(TAKEN)
         known = state.signature
         try:
@@ -338,6 +341,7 @@ class FileQueue:
         """Pending, running (with host, pid, start time and whether its worker is alive) and counts."""
         state = self.read_state()
         running = [{"name": e.get("name"), "host": e.get("host"), "pid": e.get("pid"), "since": e.get("since"),
+                    "slot": e.get("SLOT"), "gpu": e.get("GPU"),
                     "alive": worker_alive(e, self.worker, self.beats, self.stale_after)}
                    for e in (state.running.values() if state else [])]
         return {"queue": str(self.path), "exists": state is not None, "pending": self.pending(), "running": running,

@@ -12,13 +12,18 @@ from ..yamlio import dump, to_plain
 
 
 def build_record(values: Mapping[str, Any], recipes: Mapping[tuple[Any, ...], str], *, status: str,
-                 elapsed: float, error: str | None = None, traceback_text: str | None = None) -> dict[str, Any]:
-    """The log record: the experiment as the module left it, `solve` recipes as text, and the run's facts."""
+                 elapsed: float, error: str | None = None, traceback_text: str | None = None,
+                 place: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The log record: the experiment as the module left it, `solve` recipes as text, and the run's facts.
+
+    `place` holds where it ran (SLOT, GPU, OUTPUT), written before the timing and status.
+    """
     for path, recipe in recipes.items():
         values = _restore(values, path, recipe)  # before converting: the solved objects are not data
     record = to_plain(values)
     for key in RESULT_KEYS:
         record.pop(key, None)
+    record.update(place or {})
     record["TIME_ELAPSED"] = round(elapsed, 3)
     record["STATUS"] = str(status)
     if error is not None:

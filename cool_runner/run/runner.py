@@ -23,9 +23,14 @@ from .solve import recipes_of, solve_all
 log = logging.getLogger("cool_runner")
 
 class Source(Protocol):
-    """Where experiments come from: a list in memory or a queue file."""
+    """Where experiments come from: a list in memory or a queue file.
 
-    def take(self) -> Experiment | None: ...
+    `take` may be told which slot will run the experiment (SLOT, GPU), for a queue's status. A source whose
+    `eager` attribute is true is read ahead in full, so that experiments can start out of order when some
+    wait for others; any other is read one experiment per free slot.
+    """
+
+    def take(self, slot: Mapping[str, Any] | None = None) -> Experiment | None: ...
 
     def finish(self, experiment: Experiment, status: str) -> None: ...
 
@@ -37,11 +42,13 @@ class Source(Protocol):
 class MemorySource:
     """The experiments of a file, in order, held in memory."""
 
+    eager = True
+
     def __init__(self, experiments: Sequence[Experiment]) -> None:
         self.items = list(experiments)
         self.position = 0
 
-    def take(self) -> Experiment | None:
+    def take(self, slot: Mapping[str, Any] | None = None) -> Experiment | None:
         if self.position >= len(self.items):
             return None
         self.position += 1

@@ -19,6 +19,7 @@ from ..errors import Terminated, UsageError
 from ..study.expand import Expander, Experiment
 from ..study.load import load_study
 from ..yamlio import dump, to_plain
+from .deps import dependency_lines
 from .importing import find_module, importable, search_paths
 from .runner import Listener, MemorySource, Runner
 
@@ -41,6 +42,13 @@ class RunOptions:
     fresh: bool = False
     argv: Sequence[str] = ()
     listeners: list[Listener] = field(default_factory=list)
+    #: Slots and isolation; None takes the experiment file's Global setting.
+    workers: int | None = None
+    gpus: str | None = None
+    per_gpu: int | None = None
+    isolate: bool | None = None
+    #: Run experiments inside this process, one after another, as before the engine (for debuggers).
+    in_process: bool = False
 
 
 def select(experiments: list[Experiment], picked: Sequence[int] | None) -> list[Experiment]:
@@ -78,16 +86,21 @@ def run_study(path: str, options: RunOptions | None = None, console: Console | N
         return dry_run(experiments, paths, console)
     runner = make_runner(console, paths, options, study.settings, study.defaults, study.path)
     queue_path = options.queue or study.settings["queue"]
-    with module_argv(options.argv):
-        runner.preload(experiments)
-    if queue_path:
-        from ..queue.filequeue import FileQueue
+    try:
+        with module_argv(options.argv):
+            runner.preload(experiments)
+        if queue_path:
+            from ..queue.filequeue import FileQueue
 
-        queue = FileQueue(queue_path)
-        queue.fill(experiments, study, fresh=options.fresh)
-        return serve_queue(runner, queue, options.argv, console)
-    with module_argv(options.argv):
-        return runner.run(MemorySource(experiments)).exit_code
+            queue = FileQueue(queue_path)
+            queue.fill(experiments, study, fresh=options.fresh)
+            return serve_queue(runner, queue, options.argv, console)
+        with module_argv(options.argv):
+            return runner.run(MemorySource(experiments)).exit_code
+    finally:
+        close = getattr(runner, "close", None)
+        if close is not None:
+            close()
 
 
 def resume_queue(queue_path: str, options: RunOptions | None = None, console: Console | None = None,
@@ -126,7 +139,21 @@ def add_to_queue(queue_path: str, yaml_path: str) -> int:
 
 def make_runner(console: Console, paths: list[str], options: RunOptions, settings: dict[str, Any],
                 defaults: dict[str, Any], file: str) -> Runner:
-    """The runner, with Slack notifications when Global.slack is on (checked before anything runs)."""
+    """The engine (or, with `in_process`, the in-process runner), with Slack notifications when Global.slack is
+    on; settings are checked before anything runs."""
+    from .engine import Engine
+    from .gpus import layout, parse_gpus
+
+    def choose(option: Any, key: str) -> Any:
+        return option if option is not None else settings.get(key)
+
+    gpus_given = options.gpus if options.gpus is not None else settings.get("gpus")
+    gpus = parse_gpus(gpus_given, "--gpus" if options.gpus is not None else "Global.gpus")
+    slots = layout(choose(options.workers, "workers"), gpus, choose(options.per_gpu, "per_gpu"))
+    isolate = bool(choose(options.isolate, "isolate"))
+    if options.in_process and (len(slots) > 1 or gpus or isolate):
+        raise UsageError("runs everything inside run.py, one experiment at a time", option="--in-process",
+                         hint="leave out --workers, --gpus and --isolate (and their Global settings) with it")
     listeners = list(options.listeners)
     if settings.get("slack"):
         from .notify import SlackNotifier, slack_settings
@@ -135,7 +162,10 @@ def make_runner(console: Console, paths: list[str], options: RunOptions, setting
         if slack is not None:
             listeners.append(SlackNotifier(slack, host=socket.gethostname(), desc=defaults.get("Desc"),
                                            warn=console.warn))
-    return Runner(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners)
+    if options.in_process:
+        return Runner(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners)
+    return Engine(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, slots=slots,
+                  isolate=isolate, runs_dir=str(settings.get("runs_dir") or "runs"), argv=options.argv)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -166,9 +196,13 @@ def dry_run(experiments: list[Experiment], paths: list[str], console: Console) -
         title = f"[{experiment.index}] {experiment.name if experiment.name is not None else '(unnamed)'}"
         if experiment.skipped:
             title += " (skipped: Name is skip)"
+        elif experiment.after:
+            title += f"  (after {', '.join(str(index) for index in experiment.after)})"
         console.print(console.paint(title, "bold"))
         text = dump(to_plain(experiment.values))
         console.print("".join(f"    {line}\n" for line in text.splitlines()).rstrip("\n"))
+    for line in dependency_lines(experiments):
+        console.print(line)
     console.print(f"{len(experiments)} experiment(s); nothing was run (--dry)")
     return 0
 
@@ -186,7 +220,10 @@ def status_lines(status: dict[str, Any]) -> list[str]:
     lines = [f"{status['queue']}: " + ", ".join(parts)]
     for entry in status["running"]:
         note = "" if entry["alive"] else "  (worker gone: --resume puts it back)"
-        lines.append(f"  running {entry['name']} on {entry['host']} pid {entry['pid']} since {entry['since']}{note}")
+        slot = f" slot {entry['slot']}" if entry.get("slot") is not None else ""
+        slot += f" GPU {entry['gpu']}" if entry.get("gpu") is not None else ""
+        lines.append(f"  running {entry['name']} on {entry['host']} pid {entry['pid']}{slot} since {entry['since']}"
+                     f"{note}")
     if status["rejected"]:
         lines.append(f"  rejected documents are in {status['rejected']}")
     return lines
