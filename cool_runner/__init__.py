@@ -30,6 +30,8 @@ _HOMES = {
     "Expander": "study.expand",
     "Experiment": "study.expand",
     "merge": "study.expand",
+    "Engine": "run.engine",
+    "SlotSpec": "run.gpus",
     "Listener": "run.runner",
     "MemorySource": "run.runner",
     "Outcome": "run.runner",

@@ -131,3 +131,41 @@ def slot_line(label: str, name: Any, started: float | None, last: str | None) ->
         return f"{label}  idle"
     line = f"{label}  {name}  {time.monotonic() - started:.0f} s"
     return f"{line}  {last}" if last else line
+
+
+class Terminal:
+    """What run.py shows while experiments run: with one slot, their output as it comes (as the in-process
+    runner did); with several, a status line per slot below the result lines."""
+
+    def __init__(self, console: Console, labels: list[str]) -> None:
+        self.single = len(labels) == 1
+        self.board = StatusBoard(console.out, labels, live=console.colour and not self.single)
+        self.console: Console = BoardConsole(console, self.board) if self.board.live else console
+        self.open_line = False
+
+    def follow(self, slot: int, label: str, name: Any, started: float, follower: OutputFollower,
+               final: bool = False) -> None:
+        """Show what the experiment printed since the last call (`final`: it ended, so end its last line)."""
+        text = follower.read(everything=self.single)
+        if self.single:
+            if text:
+                self.console.out.write(text)
+                self.console.out.flush()
+                self.open_line = not text.endswith("\n")
+            if final and self.open_line:
+                self.console.out.write("\n")
+                self.open_line = False
+        elif not final:
+            self.board.set(slot, slot_line(label, name, started, follower.last))
+
+    def started(self, slot: int, label: str, name: Any, started: float) -> None:
+        self.board.set(slot, slot_line(label, name, started, None))
+
+    def idle(self, slot: int, label: str) -> None:
+        self.board.set(slot, slot_line(label, None, None, None))
+
+    def refresh(self) -> None:
+        self.board.refresh()
+
+    def close(self) -> None:
+        self.board.clear()

@@ -1,14 +1,16 @@
-"""run.py's side of a slot's worker process: start it, send it experiments, stop or kill its process group."""
+"""run.py's side of the slots: their worker processes, started, sent experiments, stopped or killed."""
 
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .gpus import SlotSpec
 from .wire import Inbox, encode
@@ -129,3 +131,73 @@ class WorkerProcess:
                     os.close(fd)
                 except OSError:
                     pass
+
+
+@dataclass
+class Slot:
+    """A slot: its number and GPU, its worker process, and the experiment it runs (see engine.Job)."""
+
+    spec: SlotSpec
+    worker: WorkerProcess | None = None
+    job: Any = None
+
+    @property
+    def free(self) -> bool:
+        return self.job is None and self.worker is not None and self.worker.ready
+
+
+class Pool:
+    """Every slot's worker process, and one selector that waits for whatever any of them says."""
+
+    def __init__(self, specs: Sequence[SlotSpec], hello: Callable[[], Mapping[str, Any]]) -> None:
+        self.slots = [Slot(spec) for spec in specs]
+        self.hello = hello
+        self.selector: selectors.BaseSelector | None = None
+
+    def start(self) -> None:
+        if self.selector is None:
+            self.selector = selectors.DefaultSelector()
+            for slot in self.slots:
+                self.spawn(slot)
+
+    def spawn(self, slot: Slot) -> None:
+        assert self.selector is not None
+        slot.worker = WorkerProcess(slot.spec, self.hello())
+        self.selector.register(slot.worker.inbox.fd, selectors.EVENT_READ, slot)
+
+    def retire(self, slot: Slot) -> int:
+        """Kill a slot's worker process group at once; returns how the worker ended."""
+        worker, slot.worker = slot.worker, None
+        if worker is None:
+            return 0
+        if self.selector is not None:
+            self.selector.unregister(worker.inbox.fd)
+        return worker.kill()
+
+    def listen(self, fd: int) -> None:
+        """Also wake up when `fd` is readable (the signal wake-up pipe)."""
+        assert self.selector is not None
+        self.selector.register(fd, selectors.EVENT_READ, None)
+
+    def forget(self, fd: int) -> None:
+        if self.selector is not None:
+            self.selector.unregister(fd)
+
+    def wait(self, timeout: float) -> list[Slot | int]:
+        """The slots with news within `timeout` seconds (and the listened-to file descriptors)."""
+        assert self.selector is not None
+        return [key.data if key.data is not None else key.fd for key, _ in self.selector.select(max(0.0, timeout))]
+
+    def close(self) -> None:
+        """Stop every worker; what their experiments left running is killed with them."""
+        if self.selector is None:
+            return
+        for slot in self.slots:
+            if slot.worker is not None and slot.job is not None:
+                self.retire(slot)  # only after an error: do not wait for the experiment
+            elif slot.worker is not None:
+                self.selector.unregister(slot.worker.inbox.fd)
+                slot.worker.stop()
+                slot.worker = None
+        self.selector.close()
+        self.selector = None
