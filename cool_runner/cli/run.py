@@ -51,7 +51,9 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=None, help="seed for the RND_IDX values (default: random)")
     slots = parser.add_argument_group("slots", "experiments run in worker processes, N at a time "
                                                "(defaults from Global.workers, gpus, per_gpu, isolate)")
-    slots.add_argument("--workers", type=positive, metavar="N", help="run N experiments at once (default 1)")
+    slots.add_argument("--workers", type=positive, metavar="N",
+                       help="run N experiments at once (default 1); with --launcher slurm and a queue, the number "
+                            "of worker jobs")
     slots.add_argument("--gpus", metavar="IDS", help="one slot per GPU, e.g. 0,1,2,3 or all (what nvidia-smi -L "
                                                      "lists); each slot's CUDA_VISIBLE_DEVICES names its GPU")
     slots.add_argument("--per-gpu", type=positive, metavar="N", help="slots per GPU with --gpus (default 1)")
@@ -68,6 +70,10 @@ def run_parser() -> argparse.ArgumentParser:
     mode.add_argument("--fresh", action="store_true", help="replace the pending experiments of an existing queue")
     mode.add_argument("--status", action="store_true", help="print the queue's pending, running and finished counts")
     mode.add_argument("--add", metavar="YAML", help="append the documents of this file to the queue and exit")
+    mode.add_argument("--cancel", action="store_true", help="cancel the study's Slurm jobs still pending or running")
+    cluster = parser.add_argument_group("cluster", "submit the study to Slurm instead of running it here")
+    cluster.add_argument("--launcher", choices=("local", "slurm"), default=None,
+                         help="where experiments run (default: Global.launcher, else local)")
     return parser
 
 
@@ -78,7 +84,16 @@ def run_command(argv: list[str], console: Console) -> int:
     options = RunOptions(overrides=overrides, pick=parse_pick(args.pick), dry=args.dry, seed=args.seed,
                          fail_fast=args.fail_fast, queue=args.queue, fresh=args.fresh, argv=extra,
                          workers=args.workers, gpus=args.gpus, per_gpu=args.per_gpu, isolate=args.isolate,
-                         in_process=args.in_process)
+                         in_process=args.in_process, launcher=args.launcher)
+    if args.cancel or (args.status and not args.queue):
+        from ..run.launch import slurm_folder
+
+        folder = slurm_folder(args.exp, overrides)
+        if folder is not None:
+            return slurm_command(folder, cancel=args.cancel, console=console)
+        if args.cancel:
+            raise UsageError(f"{args.exp} was not submitted to Slurm", option="--cancel",
+                             hint="--cancel stops the jobs of a study run with --launcher slurm")
     if args.resume or args.status or args.add:
         queue = args.queue or queue_of(args.exp, overrides)
         if args.status:
@@ -93,6 +108,22 @@ def run_command(argv: list[str], console: Console) -> int:
             return 0
         return resume_queue(queue, options, console, experiment_file=args.exp)
     return run_study(args.exp, options, console)
+
+
+def slurm_command(folder: str, *, cancel: bool, console: Console) -> int:
+    """`--status` or `--cancel` for a study submitted to Slurm."""
+    from pathlib import Path
+
+    from ..run.slurm import cancel as cancel_jobs
+    from ..run.slurm import status_lines as slurm_status_lines
+
+    if cancel:
+        cancelled = cancel_jobs(Path(folder))
+        console.print(f"cancelled {len(cancelled)} job(s)" + (f": {', '.join(cancelled)}" if cancelled else ""))
+        return 0
+    for line in slurm_status_lines(Path(folder)):
+        console.print(line)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ interrupts.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +48,9 @@ class Engine(Runner, Interrupts):
 
     def __init__(self, console: Console, *, paths: Sequence[str] = (), fail_fast: bool = False, grace: float = 2.0,
                  listeners: Sequence[Listener] = (), slots: Sequence[SlotSpec] = (SlotSpec(0),),
-                 isolate: bool = False, runs_dir: str = "runs", argv: Sequence[str] = ()) -> None:
-        super().__init__(console, paths=paths, fail_fast=fail_fast, grace=grace, listeners=listeners)
+                 isolate: bool = False, runs_dir: str = "runs", argv: Sequence[str] = (),
+                 stamp: Mapping[str, Any] | None = None) -> None:
+        super().__init__(console, paths=paths, fail_fast=fail_fast, grace=grace, listeners=listeners, stamp=stamp)
         self.pool = Pool(slots, self._hello)
         self.isolate = isolate
         self.runs_dir = runs_dir
@@ -215,7 +216,7 @@ class Engine(Runner, Interrupts):
         values = experiment.values
         label = self._label(source)
         output = output_path(self.runs_dir, experiment.index, experiment.name, values.get("RND_IDX"))
-        place = {**slot.spec.place(), "OUTPUT": output}
+        place = {**self.stamp, **slot.spec.place(), "OUTPUT": output}
         job = Job(experiment, label, place, OutputFollower(output), timeout=values.get("Timeout"))
         if values.get("Module") not in self.modules:
             self.modules.append(values.get("Module"))

@@ -118,12 +118,15 @@ class Runner:
     """Runs experiments one after another; one failure never stops the rest unless fail_fast is set."""
 
     def __init__(self, console: Console, *, paths: Sequence[str] = (), fail_fast: bool = False,
-                 grace: float = 2.0, listeners: Sequence[Listener] = ()) -> None:
+                 grace: float = 2.0, listeners: Sequence[Listener] = (),
+                 stamp: Mapping[str, Any] | None = None) -> None:
         self.console = console
         self.paths = list(paths)
         self.fail_fast = fail_fast
         self.grace = grace
         self.listeners = list(listeners)
+        #: Keys added to every experiment before it runs (e.g. SLURM_JOB_ID in a cluster job).
+        self.stamp = dict(stamp or {})
         self.compiler = Compiler()
         self.mains: dict[str, Callable[[Any], Any]] = {}
 
@@ -189,6 +192,7 @@ class Runner:
             source.finish(experiment, Status.SKIPPED)
             return Outcome(experiment.index, experiment.name, Status.SKIPPED)
         self.console.print(f"{label} {self.console.paint(str(name), 'bold')}  RND_IDX={values.get('RND_IDX')}")
+        values.update(self.stamp)
         exp = TrackedExp.track(values)
         recipes = recipes_of(experiment)
         status, error, trace, elapsed = Status.DONE, None, None, 0.0

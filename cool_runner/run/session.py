@@ -41,6 +41,10 @@ class RunOptions:
     queue: str | None = None
     fresh: bool = False
     argv: Sequence[str] = ()
+    #: `slurm` submits the study instead of running it (None: Global.launcher).
+    launcher: str | None = None
+    #: Keys added to every experiment before it runs (SLURM_JOB_ID in a cluster job).
+    stamp: dict[str, Any] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)
     #: Slots and isolation; None takes the experiment file's Global setting.
     workers: int | None = None
@@ -82,6 +86,10 @@ def run_study(path: str, options: RunOptions | None = None, console: Console | N
     expander = Expander(study, rng=random.Random(options.seed))
     experiments = select(expander.expand(), options.pick)
     paths = search_paths(path)
+    if (options.launcher or study.settings["launcher"]) == "slurm":
+        from .launch import submit_to_slurm
+
+        return submit_to_slurm(study, experiments, paths, options, console)
     if options.dry:
         return dry_run(experiments, paths, console)
     runner = make_runner(console, paths, options, study.settings, study.defaults, study.path)
@@ -163,9 +171,10 @@ def make_runner(console: Console, paths: list[str], options: RunOptions, setting
             listeners.append(SlackNotifier(slack, host=socket.gethostname(), desc=defaults.get("Desc"),
                                            warn=console.warn))
     if options.in_process:
-        return Runner(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners)
+        return Runner(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, stamp=options.stamp)
     return Engine(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, slots=slots,
-                  isolate=isolate, runs_dir=str(settings.get("runs_dir") or "runs"), argv=options.argv)
+                  isolate=isolate, runs_dir=str(settings.get("runs_dir") or "runs"), argv=options.argv,
+                  stamp=options.stamp)
 
 
 def _terminate(signum: int, frame: object) -> None:

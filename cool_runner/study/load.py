@@ -10,7 +10,8 @@ from ..errors import ConfigError, UsageError
 from ..yamlio import LineDict, load_located, load_scalar
 
 GLOBAL_KEYS = {"repeat": 1, "queue": None, "slack": False, "slack_config": {}, "workers": None, "gpus": None,
-               "per_gpu": None, "isolate": False, "runs_dir": "runs"}
+               "per_gpu": None, "isolate": False, "runs_dir": "runs", "launcher": "local", "slurm": None}
+LAUNCHERS = ("local", "slurm")
 
 
 @dataclass
@@ -85,6 +86,9 @@ def read_settings(raw: Any, path: str, defaults: Mapping[str, Any]) -> dict[str,
         raise ConfigError("queue must be a file path or null", file=path, key=("Global", "queue"),
                           line=getattr(raw, "lines", {}).get("queue"))
     _check_engine(settings, raw, path)
+    if settings["launcher"] not in LAUNCHERS:
+        raise ConfigError(f"launcher must be one of {', '.join(LAUNCHERS)}, not {settings['launcher']!r}", file=path,
+                          key=("Global", "launcher"), line=getattr(raw, "lines", {}).get("launcher"))
     return settings
 
 
