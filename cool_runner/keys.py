@@ -35,7 +35,7 @@ ADDED_KEYS = ("INDEX", "REP", "RND_IDX", "HOST")
 #: Keys the engine writes into the record: where the experiment ran and where its output is.
 PLACE_KEYS = ("SLOT", "GPU", "OUTPUT")
 #: Keys the runner writes into the record after the module ran.
-RESULT_KEYS = (*PLACE_KEYS, "TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK")
+RESULT_KEYS = (*PLACE_KEYS, "TIME_STARTED", "TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK")
 #: Every key of a record that the runner, not the module, is responsible for.
 RUNNER_KEYS = READ_KEYS | frozenset(ADDED_KEYS) | frozenset(RESULT_KEYS)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from conftest import read_log
@@ -46,7 +47,9 @@ def test_records_hold_values_results_and_run_facts(workdir, write):
     (record,) = log
     assert record["ACC"] == 0.3 and record["STATUS"] == "done" and record["Name"] == "a"
     assert set(record) >= {"REP", "RND_IDX", "HOST", "TIME_ELAPSED"}
-    assert list(record)[-2:] == ["TIME_ELAPSED", "STATUS"]
+    assert list(record)[-3:] == ["TIME_STARTED", "TIME_ELAPSED", "STATUS"]
+    started = datetime.fromisoformat(record["TIME_STARTED"])
+    assert started.tzinfo is not None and abs(datetime.now(timezone.utc) - started) < timedelta(minutes=5)
     assert summary.exit_code == 0
     assert "[1/1] a done in" in out and "ACC=0.3" in out
     assert "1 done, 0 failed, 0 skipped, 0 interrupted" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..files import append_locked
@@ -24,6 +25,9 @@ def build_record(values: Mapping[str, Any], recipes: Mapping[tuple[Any, ...], st
     for key in RESULT_KEYS:
         record.pop(key, None)
     record.update(place or {})
+    # Local time with its UTC offset, so records written on machines in different time zones still line up.
+    started = datetime.now().astimezone() - timedelta(seconds=elapsed)
+    record["TIME_STARTED"] = started.isoformat(timespec="seconds")
     record["TIME_ELAPSED"] = round(elapsed, 3)
     record["STATUS"] = str(status)
     if error is not None:
