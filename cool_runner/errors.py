@@ -129,6 +129,17 @@ class OutputError(CoolRunnerError):
         return self.file
 
 
+class MissingPackage(CoolRunnerError):
+    """An optional package that a feature needs is not installed."""
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        super().__init__(f"{feature} needs {package}, which is not installed",
+                         hint=f"pip install -e '.[{extra}]' in the cool-runner folder, or pip install {package}")
+        self.feature = feature
+        self.package = package
+        self.extra = extra
+
+
 class Interrupted(CoolRunnerError):
     """The user stopped the run with a second Ctrl-C."""
 

@@ -189,8 +189,8 @@ def append_locked(path: str | os.PathLike[str], text: str, timeout: float = LOCK
         ) from exc
 
 
-def write_new(folder: str | os.PathLike[str], prefix: str, suffix: str, text: str) -> Path:
-    """Write `text` to a new file `prefix_YYYY-MM-DD_HH-MM-SS[-N]suffix` that no earlier run wrote."""
+def write_new(folder: str | os.PathLike[str], prefix: str, suffix: str, text: str | bytes) -> Path:
+    """Write `text` (or bytes) to a new file `prefix_YYYY-MM-DD_HH-MM-SS[-N]suffix` that no earlier run wrote."""
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -200,8 +200,8 @@ def write_new(folder: str | os.PathLike[str], prefix: str, suffix: str, text: st
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # never overwrites: same second too
         except FileExistsError:
             continue
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         return path
