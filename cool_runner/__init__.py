@@ -15,6 +15,7 @@ _HOMES = {
     "CoolRunnerError": "errors",
     "ExpressionError": "errors",
     "Interrupted": "errors",
+    "MissingPackage": "errors",
     "ModuleLoadError": "errors",
     "QueueError": "errors",
     "OutputError": "errors",
@@ -48,6 +49,10 @@ _HOMES = {
     "aggregate": "logs.query",
     "load_records": "logs.query",
     "write_output": "files",
+    "load_logs": "logs.frame",
+    "figure_bytes": "logs.plot",
+    "make_figure": "logs.plot",
+    "html_report": "logs.report",
 }
 
 __all__ = sorted(_HOMES)
