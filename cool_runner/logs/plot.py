@@ -7,6 +7,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
@@ -91,52 +92,72 @@ def gather(records: Sequence[Mapping[str, Any]], y: str | Sequence[str], *, x: s
 def _panel(np: Any, records: Sequence[Mapping[str, Any]], ids: list[int], y: str, x: str | None) -> Panel:
     first = next((v for v in (lookup_dotted(r, y) for r in records) if v is not ABSENT and v is not None), None)
     lists = isinstance(first, list)
-    gids: list[Any] = []
-    xs: list[Any] = []
-    ys: list[Any] = []
+    points = _list_points if lists else _scalar_points
+    gids, xs, ys, skipped, mismatched = points(np, records, ids, y, x)
+    if not len(ys):
+        raise UsageError(_nothing(records, y, x, lists, mismatched), option="--plot")
+    if skipped:
+        where = f"{y} and {x}" if x else y
+        log.warning("plot %s: %d record(s) without a number at %s are left out", y, skipped, where)
+    x_arr, categories = _axis(np, xs)
+    xlabel = x or (f"index in {y}" if lists else POSITION)
+    return Panel(y, xlabel, _curves(np, gids, x_arr, ys), categories, skipped, lists)
+
+
+def _scalar_points(np: Any, records: Sequence[Mapping[str, Any]], ids: list[int], y: str,
+                   x: str | None) -> tuple[Any, Any, Any, int, int]:
+    """One point per record: its Y against its X (or its place in the kept order)."""
+    gids, xs, ys = [], [], []
     skipped = mismatched = 0
     for position, (record, gid) in enumerate(zip(records, ids)):
         yv = lookup_dotted(record, y)
-        xv = lookup_dotted(record, x) if x else (None if lists else position)
-        if lists:
-            if not isinstance(yv, list) or (x and not isinstance(xv, list)):
-                mismatched += isinstance(yv, list)
-                skipped += 1
-                continue
-            ycurve = _floats(np, yv)
-            xcurve = np.arange(len(yv), dtype=float) if xv is None else _keys(np, xv)
-            length = min(len(ycurve), len(xcurve))
-            keep = np.isfinite(ycurve[:length])
-            if not keep.any():
-                skipped += 1
-                continue
-            gids.append(np.full(int(keep.sum()), gid))
-            xs.append(xcurve[:length][keep])
-            ys.append(ycurve[:length][keep])
-        elif is_number(yv) and math.isfinite(yv) and xv is not ABSENT and xv is not None and not isinstance(xv, list):
+        xv = lookup_dotted(record, x) if x else position
+        if is_number(yv) and math.isfinite(yv) and xv is not ABSENT and xv is not None and not isinstance(xv, list):
             gids.append(gid)
             xs.append(xv)
             ys.append(yv)
         else:
             mismatched += isinstance(xv, list)
             skipped += 1
-    if not ys:
-        raise UsageError(_nothing(records, y, x, lists, mismatched), option="--plot")
-    if skipped:
-        where = f"{y} and {x}" if x else y
-        log.warning("plot %s: %d record(s) without a number at %s are left out", y, skipped, where)
-    if lists:
-        xs_all = np.concatenate(xs)
-        gids_arr, ys_arr = np.concatenate(gids), np.concatenate(ys)
-    else:
-        xs_all, gids_arr, ys_arr = xs, np.asarray(gids), np.asarray(ys, dtype=float)
-    x_arr, categories = _axis(np, xs_all)
-    xlabel = x or (f"index in {y}" if lists else POSITION)
-    return Panel(y, xlabel, _curves(np, gids_arr, x_arr, ys_arr), categories, skipped, lists)
+    return np.asarray(gids, dtype=int), xs, np.asarray(ys, dtype=float), skipped, mismatched
+
+
+def _list_points(np: Any, records: Sequence[Mapping[str, Any]], ids: list[int], y: str,
+                 x: str | None) -> tuple[Any, Any, Any, int, int]:
+    """Every element of each record's Y list against its index (or the same element of the X list)."""
+    ylists, xlists, owners = [], [], []
+    skipped = mismatched = 0
+    for record, gid in zip(records, ids):
+        yv = lookup_dotted(record, y)
+        xv = lookup_dotted(record, x) if x else None
+        if not isinstance(yv, list) or not yv or (x and not isinstance(xv, list)):
+            mismatched += isinstance(yv, list) and bool(yv)
+            skipped += 1
+            continue
+        if x:
+            length = min(len(yv), len(xv))
+            yv, xv = yv[:length], xv[:length]
+            xlists.append(xv)
+        ylists.append(yv)
+        owners.append(gid)
+    lengths = np.asarray([len(v) for v in ylists], dtype=int)
+    ys = _floats(np, list(chain.from_iterable(ylists)))
+    if x:
+        xs = _keys(np, list(chain.from_iterable(xlists)))
+    else:  # each element's index within its own list
+        starts = np.cumsum(lengths) - lengths
+        xs = np.arange(len(ys), dtype=float) - np.repeat(starts, lengths)
+    gids = np.repeat(np.asarray(owners, dtype=int), lengths)
+    keep = np.isfinite(ys)
+    if not keep.all():
+        empty = np.add.reduceat(keep, np.cumsum(lengths) - lengths) == 0 if len(lengths) else []
+        skipped += int(np.count_nonzero(empty))
+        gids, xs, ys = gids[keep], xs[keep], ys[keep]
+    return gids, xs, ys, skipped, mismatched
 
 
 def _floats(np: Any, values: list[Any]) -> numpy.ndarray:
-    """A list of numbers as floats; anything that is not a number becomes NaN (and is left out)."""
+    """Numbers as floats; anything that is not a number becomes NaN (and is left out)."""
     try:
         return np.asarray(values, dtype=float)
     except (TypeError, ValueError):
@@ -144,7 +165,7 @@ def _floats(np: Any, values: list[Any]) -> numpy.ndarray:
 
 
 def _keys(np: Any, values: list[Any]) -> numpy.ndarray:
-    """List x values as floats, or (when they are not all numbers) as objects to be placed as categories."""
+    """X values as floats, or (when they are not all numbers) as objects to be placed as categories."""
     try:
         return np.asarray(values, dtype=float)
     except (TypeError, ValueError):

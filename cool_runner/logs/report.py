@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 from ..keys import Status
-from .formats import _cell, columns_of, flatten, is_number
+from .formats import columns_of, flatten, is_number
 from .query import aggregate, select_keys
 
 FAILURES_SHOWN = 200  # beyond this many failed experiments the list points to the table instead
@@ -160,25 +160,27 @@ def _table_section(name: str, heading: str, rows: Sequence[Mapping[str, Any]], *
     """A table the page's script renders from JSON: sortable by clicking a header, filtered by text."""
     flat_rows = [flatten(r) for r in rows] if flat else [dict(r) for r in rows]
     columns = columns_of(flat_rows)
-    missing = object()
-    data = {"columns": columns,
-            "rows": [[_json_cell(row.get(c, missing), missing) for c in columns] for row in flat_rows]}
-    # `<` escaped, so that no value can close the script element early.
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+    table = [list(map(row.get, columns)) for row in flat_rows]
+    try:  # lists and mappings stay JSON, shown as such; the few values JSON has no word for are text
+        payload = json.dumps({"columns": columns, "rows": table}, ensure_ascii=False, separators=(",", ":"),
+                             allow_nan=False, default=str)
+    except ValueError:  # NaN or infinity somewhere: JSON.parse would refuse the page's data
+        table = [[_finite(value) for value in row] for row in table]
+        payload = json.dumps({"columns": columns, "rows": table}, ensure_ascii=False, separators=(",", ":"),
+                             default=str)
+    payload = payload.replace("<", "\\u003c")  # no value can close the script element early
     return (f'<section id="{name}"><h2>{_e(heading)}</h2><div class="datatable" data-source="{name}-data"></div>'
             f'<script type="application/json" id="{name}-data">{payload}</script></section>')
 
 
-def _json_cell(value: Any, missing: object) -> Any:
-    if value is missing or value is None:
-        return None
-    if isinstance(value, bool):
-        return str(value).lower()
+def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, (int, float, str)):
-        return value
-    return _cell(value)  # lists, mappings, dates: their YAML text, as in CSV
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def _e(value: Any) -> str:
