@@ -56,13 +56,14 @@ def test_unflattened_rows_keep_the_mappings(tmp_path):
     assert frame["optimizer"][0] == {"lr": 0.1, "schedule": {"kind": "step", "at": [10, 20]}}
 
 
-def test_several_files_and_folders_in_order_without_the_tools_own_copies(tmp_path):
+def test_several_files_and_folders_in_order_without_the_tools_own_copies(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as people type them
     (tmp_path / "runs").mkdir()
     write_log(tmp_path / "runs" / "b.yaml", [{"Name": "b"}])
     write_log(tmp_path / "runs" / "a.yaml", [{"Name": "a1"}, {"Name": "a2"}])
     write_documents(tmp_path / "runs", "collected", ["Name: copy\n"], "collect")  # a copy collect wrote
     write_log(tmp_path / "first.yaml", [{"Name": "first"}])
-    frame = load_logs([tmp_path / "first.yaml", tmp_path / "runs"])
+    frame = load_logs(["first.yaml", "runs"])
     assert list(frame["Name"]) == ["first", "a1", "a2", "b"]
     (collected,) = (tmp_path / "runs").glob("collected_*.yaml")
     assert list(load_logs(collected)["Name"]) == ["copy"]  # named on purpose: read like any log
@@ -79,7 +80,7 @@ def test_readme_example_reproduces_the_group_by_agg_table(tmp_path):
     write_log(tmp_path / "log.yaml", records)
     # The README's example, as written there:
     df = load_logs(tmp_path / "log.yaml")
-    table = df.groupby(["Name", "sparsity"], sort=False).agg(
+    table = df.groupby(["Name", "sparsity"], sort=False, dropna=False).agg(
         count=("Name", "size"), n=("ACC", "count"), mean=("ACC", "mean"), std=("ACC", "std"),
         min=("ACC", "min"), max=("ACC", "max"))
     rows = aggregate(records, ["Name", "sparsity"], ["ACC"])

@@ -40,9 +40,9 @@ def iter_records(paths: PathLike | Iterable[PathLike]) -> Iterator[dict[str, Any
         name = os.fspath(path)
         if os.path.isdir(name):
             # Like collect: files the tools wrote (collected or filtered copies) are not read twice.
-            for folder, files in walk([name], lambda _path, _name: False, follow_links=False):
-                for file in files:
-                    yield from _mappings(read_documents(os.path.join(folder, file), skip_marked=True))
+            for _folder, files in walk([name], lambda _path, _name: False, follow_links=False):
+                for file in files:  # paths that include their folder
+                    yield from _mappings(read_documents(file, skip_marked=True))
         else:
             yield from _mappings(read_documents(name))
 
