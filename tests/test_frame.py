@@ -59,10 +59,11 @@ def test_unflattened_rows_keep_the_mappings(tmp_path):
 def test_several_files_and_folders_in_order_without_the_tools_own_copies(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative paths, as people type them
     (tmp_path / "runs").mkdir()
-    write_log(tmp_path / "runs" / "b.yaml", [{"Name": "b"}])
-    write_log(tmp_path / "runs" / "a.yaml", [{"Name": "a1"}, {"Name": "a2"}])
-    write_documents(tmp_path / "runs", "collected", ["Name: copy\n"], "collect")  # a copy collect wrote
-    write_log(tmp_path / "first.yaml", [{"Name": "first"}])
+    write_log(tmp_path / "runs" / "b.yaml", [{"Name": "b", "STATUS": "done"}])
+    write_log(tmp_path / "runs" / "a.yaml", [{"Name": "a1", "STATUS": "done"}, {"Name": "a2", "TIME_ELAPSED": 1.0}])
+    write_log(tmp_path / "runs" / "experiment.yaml", [{"Module": "m"}, {"Name": "not-run"}])  # not run records
+    write_documents(tmp_path / "runs", "collected", ["Name: copy\nSTATUS: done\n"], "collect")  # collect's copy
+    write_log(tmp_path / "first.yaml", [{"Name": "first"}])  # a file named: every mapping, as filter.py reads it
     frame = load_logs(["first.yaml", "runs"])
     assert list(frame["Name"]) == ["first", "a1", "a2", "b"]
     (collected,) = (tmp_path / "runs").glob("collected_*.yaml")

@@ -220,3 +220,9 @@ def test_png_read_back_matches_the_figure_size():
     image = matplotlib.image.imread(io.BytesIO(figure_bytes(fig, "png")))
     width, height = fig.get_size_inches() * 150
     assert image.shape[:2] == (int(height), int(width))
+
+
+def test_plot_keys_that_took_the_log_file_are_refused_with_the_fix(log, capsys):
+    assert filter_main(["--plot", "ACC", log]) == 2
+    err = capsys.readouterr().err
+    assert "--plot took 'ACC' and 'log.yaml' as its values" in err and "--plot=ACC log.yaml" in err

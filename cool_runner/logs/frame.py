@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Union
 from ..extras import import_optional
 from .collect import walk
 from .formats import columns_of, flatten
-from .reader import read_documents
+from .reader import is_run_record, read_documents
 
 if TYPE_CHECKING:
     import pandas
@@ -33,16 +33,16 @@ _flat = flatten  # the parameter `flatten` hides the function inside load_logs
 
 
 def iter_records(paths: PathLike | Iterable[PathLike]) -> Iterator[dict[str, Any]]:
-    """The mapping documents of the given log files, and of the logs found under the given folders."""
+    """The mapping documents of the given log files, and the run records of the logs under the given folders."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     for path in paths:
         name = os.fspath(path)
         if os.path.isdir(name):
-            # Like collect: files the tools wrote (collected or filtered copies) are not read twice.
-            for _folder, files in walk([name], lambda _path, _name: False, follow_links=False):
-                for file in files:  # paths that include their folder
-                    yield from _mappings(read_documents(file, skip_marked=True))
+            # As collect does: only run records, and not from the files the tools wrote (their copies).
+            for folder in walk([name], lambda _path, _name: False, follow_links=False):
+                for file in folder.files:
+                    yield from (doc for doc, _ in read_documents(file, skip_marked=True) if is_run_record(doc))
         else:
             yield from _mappings(read_documents(name))
 
