@@ -7,6 +7,7 @@ import random
 import pytest
 
 from cool_runner import ConfigError, Expander, UsageError, load_study, merge
+from cool_runner.study.load import require_experiments
 
 HEAD = "Module: m\nYamlLog: log.yaml\n"
 
@@ -67,6 +68,11 @@ def test_overrides_change_the_default_config(write):
     assert (values["lr"], values["opt"]["m"], values["layers"], values["cmd"]) == (0.5, 2, [1, 2], "max")
 
 
+def test_overrides_create_missing_and_empty_mappings(write):
+    (exp,) = expand(write, HEAD + "opt:\n---\nName: a\n", overrides=["+opt.lr=0.5", "+new.deep.key=1"])
+    assert exp.values["opt"] == {"lr": 0.5} and exp.values["new"] == {"deep": {"key": 1}}
+
+
 def test_override_value_is_never_executed(write):
     (exp,) = expand(write, HEAD + "---\nName: a\n", overrides=["+x=__import__('os').getcwd()"])
     assert exp.values["x"] == "__import__('os').getcwd()"
@@ -79,11 +85,18 @@ def test_override_value_is_never_executed(write):
         pytest.param("+=3", "write +key.path=value", id="no-key"),
         pytest.param("+a..b=3", "write +key.path=value", id="empty-part"),
         pytest.param("+x=[1, 2", "not valid YAML", id="bad-yaml"),
+        pytest.param("+steps.x=1", "steps holds 50 (a number), not a mapping, so it has no key 'x' "
+                     "(to replace the value, write +steps=...)", id="into-a-number"),
+        pytest.param("+opt.lr.x=1", "opt.lr holds 0.1 (a number), not a mapping", id="into-a-nested-number"),
+        pytest.param("+layers.0=5", "layers holds [1, 2] (a list), not a mapping", id="into-a-list"),
+        pytest.param("+Global.repeat.x=2", "Global.repeat holds 1 (a number)", id="into-a-setting"),
+        pytest.param("+name.first=a", "name holds 'vgg' (a string)", id="into-a-string"),
     ],
 )
 def test_bad_overrides(write, argument, fragment):
+    text = "Global: {repeat: 1}\n" + HEAD + "steps: 50\nopt: {lr: 0.1}\nlayers: [1, 2]\nname: vgg\n---\nName: a\n"
     with pytest.raises(UsageError) as info:
-        expand(write, HEAD + "---\nName: a\n", overrides=[argument])
+        expand(write, text, overrides=[argument])
     assert info.value.option == argument and fragment in str(info.value)
     assert str(info.value).startswith(argument + ": ")
 
@@ -106,6 +119,21 @@ def test_bad_overrides(write, argument, fragment):
         pytest.param("Module: m\n---\nName: a\n", 3, ("YamlLog",), "YamlLog is missing", id="no-log"),
         pytest.param(HEAD + "---\nName: a\nModule: 3\n", 5, ("Module",), "non-empty string", id="module-number"),
         pytest.param(HEAD + "Repeat: two\n---\nName: a\n", 3, ("Repeat",), "whole number", id="repeat-text"),
+        pytest.param("Global:\n  slack: maybe\n" + HEAD + "---\nName: a\n", 2, ("Global", "slack"),
+                     "must be true or false, not 'maybe' (a string) (write true or false, without quotes)",
+                     id="slack-maybe"),
+        pytest.param("Global:\n  slack: 'true'\n" + HEAD + "---\nName: a\n", 2, ("Global", "slack"),
+                     "not 'true' (a string)", id="slack-quoted"),
+        pytest.param("Global:\n  slack: 1\n" + HEAD + "---\nName: a\n", 2, ("Global", "slack"),
+                     "not 1 (a number)", id="slack-number"),
+        pytest.param("Global:\n  slack_config: [a]\n" + HEAD + "---\nName: a\n", 2, ("Global", "slack_config"),
+                     "must be a mapping, not ['a'] (a list)", id="slack-config-list"),
+        pytest.param("Global:\n  queue: ''\n" + HEAD + "---\nName: a\n", 2, ("Global", "queue"),
+                     "must be a file path or null, not '' (a string)", id="queue-empty"),
+        pytest.param("Global:\n  queue: [q.yaml]\n" + HEAD + "---\nName: a\n", 2, ("Global", "queue"),
+                     "must be a file path or null", id="queue-list"),
+        pytest.param("Global:\n  repeat: true\n" + HEAD + "---\nName: a\n", 2, ("Global", "repeat"),
+                     "whole number of at least 1, not True", id="repeat-boolean"),
     ],
 )
 def test_file_errors(write, text, line, key, fragment):
@@ -115,6 +143,24 @@ def test_file_errors(write, text, line, key, fragment):
     assert err.file.endswith("experiment.yaml") and err.line == line and err.key == key
     assert fragment in str(err)
     assert str(err).startswith(err.file)
+
+
+def test_global_booleans_and_empty_settings(write):
+    for text, slack in [("slack: true", True), ("slack: false", False), ("slack:", False)]:
+        study = load_study(str(write("experiment.yaml", f"Global:\n  {text}\n  slack_config:\n" + HEAD)))
+        assert study.settings["slack"] is slack and study.settings["slack_config"] == {}
+    with pytest.raises(ConfigError, match=r"Global\.slack: must be true or false, not 'maybe'"):
+        load_study(str(write("experiment.yaml", HEAD + "---\nName: a\n")), ["+Global.slack=maybe"])
+
+
+def test_a_file_with_only_the_default_config_cannot_run(write):
+    study = load_study(str(write("experiment.yaml", HEAD)))  # loading works: --status only needs Global.queue
+    with pytest.raises(ConfigError) as info:
+        require_experiments(study)
+    assert info.value.file.endswith("experiment.yaml")
+    assert "holds only the default config, so there is no experiment to run" in str(info.value)
+    assert "each starting with a line '---'" in str(info.value)
+    require_experiments(load_study(str(write("experiment.yaml", HEAD + "---\nName: skip\n"))))
 
 
 def test_skip_does_not_need_a_module(write):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, UsageError
+from ..keys import format_key
 from ..yamlio import LineDict, load_located, load_scalar
 
 GLOBAL_KEYS = {"repeat": 1, "queue": None, "slack": False, "slack_config": {}, "workers": None, "gpus": None,
@@ -37,13 +38,30 @@ def apply_override(defaults: dict[str, Any], argument: str) -> None:
                          hint="quote the whole argument in the shell, e.g. '+layers=[1, 2]'") from exc
     parts = key.split(".")
     node = defaults
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1], start=1):
         child = node.get(part)
-        if not isinstance(child, dict):
+        if child is None:  # a new key, or one left empty: the path creates it
             child = LineDict()
             node[part] = child
+        elif not isinstance(child, dict):
+            # Replacing a configured value by a mapping would silently change what the experiments receive.
+            path = format_key(parts[:depth])
+            raise UsageError(f"{path} holds {_describe(child)}, not a mapping, so it has no key {parts[depth]!r}",
+                             option=argument, hint=f"to replace the value, write +{path}=...")
         node = child
     node[parts[-1]] = value
+
+
+def _describe(value: Any) -> str:
+    """`50 (a number)`, for messages about a value."""
+    if isinstance(value, bool):
+        kind = "a boolean"
+    elif isinstance(value, (int, float)):
+        kind = "a number"
+    else:
+        kind = {str: "a string", list: "a list"}.get(type(value), f"a {type(value).__name__}")
+    text = repr(value)
+    return f"{text if len(text) <= 40 else text[:37] + '...'} ({kind})"
 
 
 def load_study(path: str, overrides: Sequence[str] = ()) -> StudyFile:
@@ -78,13 +96,28 @@ def read_settings(raw: Any, path: str, defaults: Mapping[str, Any]) -> dict[str,
         raise ConfigError(f"unknown setting {unknown[0]!r}", file=path, line=getattr(raw, "lines", {}).get(unknown[0]),
                           key=("Global", unknown[0]), hint="Global knows " + ", ".join(GLOBAL_KEYS))
     settings = {**GLOBAL_KEYS, **raw}
+    lines = getattr(raw, "lines", {})
     repeat = settings["repeat"]
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         raise ConfigError(f"repeat must be a whole number of at least 1, not {repeat!r}", file=path,
-                          line=getattr(raw, "lines", {}).get("repeat"), key=("Global", "repeat"))
-    if settings["queue"] is not None and not isinstance(settings["queue"], str):
-        raise ConfigError("queue must be a file path or null", file=path, key=("Global", "queue"),
-                          line=getattr(raw, "lines", {}).get("queue"))
+                          line=lines.get("repeat"), key=("Global", "repeat"))
+    queue = settings["queue"]
+    if queue is not None and (not isinstance(queue, str) or not queue.strip()):
+        raise ConfigError(f"must be a file path or null, not {_describe(queue)}", file=path,
+                          key=("Global", "queue"), line=lines.get("queue"),
+                          hint="e.g. queue: queue.yaml; null keeps the experiments in memory")
+    if settings["slack"] is None:
+        settings["slack"] = False
+    if not isinstance(settings["slack"], bool):
+        # Anything but a real boolean (`maybe`, "false", 1) is almost surely a slip: never guess it means on.
+        raise ConfigError(f"must be true or false, not {_describe(settings['slack'])}", file=path,
+                          key=("Global", "slack"), line=lines.get("slack"), hint="write true or false, without quotes")
+    if settings["slack_config"] is None:
+        settings["slack_config"] = {}
+    if not isinstance(settings["slack_config"], dict):
+        raise ConfigError(f"must be a mapping, not {_describe(settings['slack_config'])}", file=path,
+                          key=("Global", "slack_config"), line=lines.get("slack_config"),
+                          hint="e.g. slack_config: {channel_short: experiments}")
     _check_engine(settings, raw, path)
     if settings["launcher"] not in LAUNCHERS:
         raise ConfigError(f"launcher must be one of {', '.join(LAUNCHERS)}, not {settings['launcher']!r}", file=path,
@@ -109,3 +142,11 @@ def _check_engine(settings: dict[str, Any], raw: Mapping[str, Any], path: str) -
         raise error("isolate", f"isolate must be true or false, not {settings['isolate']!r}", "e.g. isolate: true")
     if not isinstance(settings["runs_dir"], str) or not settings["runs_dir"].strip():
         raise error("runs_dir", f"runs_dir must be a folder path, not {settings['runs_dir']!r}", "e.g. runs_dir: runs")
+
+
+def require_experiments(study: StudyFile) -> None:
+    """A file that is run must define at least one experiment after its default config."""
+    if not study.definitions:
+        raise ConfigError("the file holds only the default config, so there is no experiment to run", file=study.path,
+                          hint="add experiments after it, each starting with a line '---'; to run the defaults as they "
+                               "are, add the two lines '---' and 'Name: baseline'")
