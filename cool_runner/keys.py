@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -34,8 +35,9 @@ READ_KEYS = frozenset({"Name", "Module", "YamlLog", "Repeat", "Desc", "After", "
 ADDED_KEYS = ("INDEX", "REP", "RND_IDX", "HOST")
 #: Keys the engine writes into the record: where the experiment ran and where its output is.
 PLACE_KEYS = ("SLOT", "GPU", "OUTPUT")
-#: Keys the runner writes into the record after the module ran.
-RESULT_KEYS = (*PLACE_KEYS, "TIME_STARTED", "TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK")
+#: Keys the runner writes into the record after the module ran (`CONFIGURED`: values the module changed, as
+#: they were configured).
+RESULT_KEYS = ("CONFIGURED", *PLACE_KEYS, "TIME_STARTED", "TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK")
 #: Every key of a record that the runner, not the module, is responsible for.
 RUNNER_KEYS = READ_KEYS | frozenset(ADDED_KEYS) | frozenset(RESULT_KEYS)
 
@@ -96,3 +98,13 @@ def put(root: Any, path: Sequence[Any], value: Any) -> bool:
         container[path[-1]] = value
         return True
     return False
+
+
+def host_name() -> str:
+    """The machine's name, the value of `HOST` (what `socket.gethostname()` gives, without importing socket)."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return uname().nodename
+    import socket  # Windows
+
+    return socket.gethostname()

@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..files import append_locked
-from ..keys import RESULT_KEYS, format_key
+from ..keys import ABSENT, RESULT_KEYS, format_key
 from ..yamlio import dump, to_plain
 
 
 def build_record(values: Mapping[str, Any], recipes: Mapping[tuple[Any, ...], str], *, status: str,
                  elapsed: float, error: str | None = None, traceback_text: str | None = None,
-                 place: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 place: Mapping[str, Any] | None = None, changes: Sequence[Change] = ()) -> dict[str, Any]:
     """The log record: the experiment as the module left it, `solve` recipes as text, and the run's facts.
 
-    `place` holds where it ran (SLOT, GPU, OUTPUT), written before the timing and status.
+    `changes` are the configured values the module changed (kept under CONFIGURED); `place` holds where it ran
+    (SLOT, GPU, OUTPUT). Both are written before the timing and status.
     """
     for path, recipe in recipes.items():
         values = _restore(values, path, recipe)  # before converting: the solved objects are not data
     record = to_plain(values)
     for key in RESULT_KEYS:
         record.pop(key, None)
+    if changes:
+        configured: dict[Any, Any] = {}
+        for change in changes:
+            node = configured
+            for part in change.path[:-1]:
+                node = node.setdefault(part, {})
+            node[change.path[-1]] = change.configured
+        record["CONFIGURED"] = to_plain(configured)
     record.update(place or {})
     # Local time with its UTC offset, so records written on machines in different time zones still line up.
     started = datetime.now().astimezone() - timedelta(seconds=elapsed)
@@ -50,6 +60,72 @@ def _restore(node: Any, path: tuple[Any, ...], recipe: str) -> Any:
         return node  # the module removed the container; the recipe has nowhere to go
     copy[part] = _restore(node[part], rest, recipe)
     return copy
+
+
+@dataclass
+class Change:
+    """A configured value the module changed (`now` is ABSENT when it deleted the key)."""
+
+    path: tuple[Any, ...]
+    configured: Any
+    now: Any
+
+    def describe(self) -> str:
+        if self.now is ABSENT:
+            return f"{format_key(self.path)} (removed)"
+        return f"{format_key(self.path)} {_short(self.configured)} -> {_short(self.now)}"
+
+
+def changed_values(configured: Mapping[Any, Any], now: Mapping[Any, Any],
+                   solved: Collection[tuple[Any, ...]] = ()) -> list[Change]:
+    """The values the experiment was configured with that the module changed or removed.
+
+    Keys the module added are results, not changes; `solved` paths hold the objects `solve` built for the
+    module and are not compared. Reads go around TrackedExp, so comparing marks nothing as used.
+    """
+    found: list[Change] = []
+    _compare(configured, now, (), set(solved), found)
+    return found
+
+
+def _compare(before: Any, after: Any, path: tuple[Any, ...], solved: set[tuple[Any, ...]],
+             found: list[Change]) -> None:
+    if path in solved:
+        return
+    if isinstance(before, Mapping) and isinstance(after, dict):
+        for key, value in before.items():
+            if dict.__contains__(after, key):
+                _compare(value, dict.__getitem__(after, key), (*path, key), solved, found)
+            elif (*path, key) not in solved:
+                found.append(Change((*path, key), value, ABSENT))
+        return
+    if (isinstance(before, list) and isinstance(after, list) and len(before) == len(after)
+            and any(p[:len(path)] == path for p in solved)):
+        for index, (old, new) in enumerate(zip(before, after)):  # a solved value inside: compare item by item
+            _compare(old, new, (*path, index), solved, found)
+        return
+    if path and not _same(before, after):
+        found.append(Change(path, before, after))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # an array compared with a list has no single truth value: it is a change
+        return False
+
+
+def _short(value: Any) -> str:
+    """A value as the terminal shows it: short ones written out, long ones by their type."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    try:
+        text = repr(value)
+    except Exception:
+        text = ""
+    return text if 0 < len(text) <= 40 and "\n" not in text else f"<{type(value).__name__}>"
 
 
 def append_record(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
