@@ -2,7 +2,11 @@
 """Run the experiments of an experiment file (see README.md)."""
 import sys
 
-from cool_runner.cli.run import main
+try:
+    from cool_runner.cli.run import main
+except KeyboardInterrupt:  # Ctrl-C while Python is still loading cool-runner: nothing has started yet
+    print("run.py: stopped", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

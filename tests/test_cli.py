@@ -90,6 +90,20 @@ def test_module_in_experiment_folder_is_found_from_elsewhere(tmp_path, write, mo
         pytest.param(["--seed", "x"], {}, "argument --seed: invalid int value: 'x' (see run.py --help)", id="bad-option"),
         pytest.param([], {"experiment.yaml": "Module: ghost\nYamlLog: l.yaml\n---\nName: a\n"},
                      "Module ghost: module not found", id="unknown-module"),
+        pytest.param(["--dyr"], {"experiment.yaml": HEAD + "---\nName: a\n"},
+                     "run.py: error: --dyr: not an option of run.py; did you mean --dry?", id="option-typo"),
+        pytest.param(["--pick", "0", "0", "0"], {"experiment.yaml": HEAD + "---\nName: a\n"},
+                     "--pick: index 0 is given more than once", id="pick-twice"),
+        pytest.param(["--pick", ""], {"experiment.yaml": HEAD + "---\nName: a\n"},
+                     "--pick: no index given", id="pick-empty"),
+        pytest.param(["+x.y=1"], {"experiment.yaml": HEAD + "x: 3\n---\nName: a\n"},
+                     "+x.y=1: x holds 3 (a number), not a mapping", id="override-into-number"),
+        pytest.param([], {"experiment.yaml": "Global: {slack: maybe}\n" + HEAD + "---\nName: a\n"},
+                     "experiment.yaml:1: Global.slack: must be true or false, not 'maybe'", id="slack-maybe"),
+        pytest.param([], {"experiment.yaml": HEAD}, "experiment.yaml: the file holds only the default config, so "
+                     "there is no experiment to run (add experiments after it, each starting with a line '---'",
+                     id="only-defaults"),
+        pytest.param([], {}, "run.py: error: there is no experiment.yaml in the current folder (", id="no-file"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(workdir, write, args, files, fragment):
@@ -144,9 +158,110 @@ def test_internal_bugs_keep_their_traceback(study, monkeypatch):
         cli.run_main(["--exp", "experiment.yaml"])
 
 
-def test_unknown_arguments_never_fail(study):
-    assert cli.run_main(["--exp", "experiment.yaml", "--lr-scale", "3", "positional", "-q"]) == 0
-    assert read_log(study / "log.yaml")[0]["ARGV"] == ["--lr-scale", "3", "positional", "-q"]
+def test_the_modules_own_arguments_pass(study):
+    argv = ["--device", "cuda:1", "--lr-scale", "3", "positional", "-q", "--steps", "5", "--res", "-1", "--depth=2", "--pickle"]
+    assert cli.run_main(["--exp", "experiment.yaml", *argv]) == 0
+    assert read_log(study / "log.yaml")[0]["ARGV"] == argv
+
+
+def test_everything_after_double_dash_goes_to_the_module_as_it_is(study):
+    assert cli.run_main(["--exp", "experiment.yaml", "--device", "cpu", "+x=5", "--", "--dyr", "+x=7", "--"]) == 0
+    record = read_log(study / "log.yaml")[0]
+    assert record["ARGV"] == ["--device", "cpu", "--dyr", "+x=7", "--"] and record["x"] == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "meant"),
+    [
+        pytest.param(["--dyr"], "--dry", id="swapped"),
+        pytest.param(["--dr"], "--dry", id="short"),
+        pytest.param(["--pic", "0"], "--pick", id="pic"),
+        pytest.param(["--DRY"], "--dry", id="case"),
+        pytest.param(["-dry"], "--dry", id="one-dash"),
+        pytest.param(["--fail_fast"], "--fail-fast", id="underscore"),
+        pytest.param(["--failfast"], "--fail-fast", id="no-hyphen"),
+        pytest.param(["--sed=3"], "--seed", id="with-value"),
+        pytest.param(["--exps", "other.yaml"], "--exp", id="plural"),
+        pytest.param(["--resmue"], "--resume", id="resume"),
+        pytest.param(["--stauts"], "--status", id="status"),
+        pytest.param(["--hepl"], "--help", id="help"),
+        pytest.param(["--cherrypick-experiment", "0"], "--cherrypick-experiments", id="long-name"),
+    ],
+)
+def test_typos_of_run_options_are_refused_before_anything_runs(study, capsys, args, meant):
+    assert cli.run_main(["--exp", "experiment.yaml", "--device", "cpu", *args]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"run.py: error: {args[0]}: not an option of run.py; did you mean {meant}? (an argument for your "
+                   f"module that looks like this goes after --: run.py ... -- {args[0]})\n")
+    assert not (study / "log.yaml").exists()
+
+
+def test_program_name_follows_how_the_tool_was_started(tmp_path):
+    assert cli.program_name("run.py", "/usr/bin/cool-run") == "cool-run"
+    assert cli.program_name("run.py", "/home/me/cool-runner/run.py") == "run.py"
+    assert cli.program_name("filter.py", r"cool-filter.exe") == "cool-filter"
+    assert cli.program_name("collect.py", "cool-collect") == "cool-collect"
+    assert cli.program_name("run.py", "/usr/lib/python3/site-packages/pytest/__main__.py") == "run.py"
+    assert cli.program_name("run.py", "cool-filter") == "run.py"
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}  # the link's folder holds no cool_runner
+    bad = {"run.py": ["--seed", "x"], "collect.py": [], "filter.py": ["log.yaml", "--no-such-option"]}
+    for script, command in cli.COMMANDS.items():  # the name pip gives the command, as a real process
+        link = tmp_path / command
+        link.symlink_to(ROOT / script)
+        result = subprocess.run([sys.executable, str(link), *bad[script]], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"{command}: error: ") and f"see {command} --help" in result.stderr
+        usage = subprocess.run([sys.executable, str(link), "--help"], env=env, capture_output=True, text=True,
+                               timeout=60)
+        assert usage.stdout.startswith(f"usage: {command} ")
+
+
+def test_run_without_experiment_yaml_explains_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.run_main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"run.py: error: there is no experiment.yaml in the current folder ({tmp_path}) ")
+    assert "name your experiment file with --exp FILE, e.g. run.py --exp studies/my-study.yaml" in err
+    assert "--exp" not in err.split("(")[0]  # it does not blame an option the user never gave
+    assert cli.run_main(["--status"]) == 2
+    assert "name the queue with --queue FILE or your experiment file with --exp FILE" in capsys.readouterr().err
+    assert cli.run_main(["--exp", "nope.yaml"]) == 2
+    assert "nope.yaml: file not found" in capsys.readouterr().err
+
+
+CHANGER = """
+def main(exp):
+    exp.width = 5
+    exp.optimizer.lr = exp.optimizer.lr * 2
+    exp.same = 3.0
+    exp.ACC = 0.5
+    if exp.get("fail"):
+        raise RuntimeError("after changing")
+"""
+
+
+def test_values_the_module_changes_are_warned_about_and_kept(workdir, write, capsys):
+    write("mymod.py", CHANGER)
+    write("experiment.yaml", HEAD + "width: 3\nsame: 3\noptimizer: {lr: 0.1, momentum: 0.9}\nfn: solve math.sqrt\n"
+          "---\nName: a\n---\nName: b\nwidth: 5\noptimizer: {lr: 0.05}\nfail: true\n")
+    assert cli.run_main(["--exp", "experiment.yaml"]) == 1
+    a, b = read_log(workdir / "log.yaml")
+    assert (a["width"], a["optimizer"], a["CONFIGURED"]) == (5, {"lr": 0.2, "momentum": 0.9},
+                                                            {"width": 3, "optimizer": {"lr": 0.1}})
+    assert a["fn"] == "solve math.sqrt" and a["ACC"] == 0.5  # a solved object and a result are no change
+    assert list(a)[-3:] == ["CONFIGURED", "TIME_ELAPSED", "STATUS"]
+    assert b["STATUS"] == "failed" and b["CONFIGURED"] == {"optimizer": {"lr": 0.05}}  # width was 5 already
+    out = capsys.readouterr().out
+    assert ("    warning: the module changed configured values: width 3 -> 5, optimizer.lr 0.1 -> 0.2 (the log "
+            "keeps what was configured under CONFIGURED)") in out.splitlines()
+    assert "optimizer.lr 0.05 -> 0.1 (" in out and "width 5" not in out
+
+
+def test_a_module_that_changes_nothing_gets_no_configured_key(study, capsys):
+    assert cli.run_main(["--exp", "experiment.yaml"]) == 0
+    assert not any("CONFIGURED" in record for record in read_log(study / "log.yaml"))
+    assert "changed" not in capsys.readouterr().out
 
 
 SLOW = """
@@ -201,6 +316,42 @@ def test_second_ctrl_c_stops_cleanly(workdir, write):
     assert "Traceback" not in err
     assert [r["STATUS"] for r in read_log(workdir / "log.yaml")] == ["interrupted"]
     assert not (workdir / "started-next").exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("marker", "experiment"),
+    [
+        pytest.param("importing", "Module: slowmod\nYamlLog: log.yaml\n---\nName: a\n", id="module-import"),
+        pytest.param("expanding", "Module: mymod\nYamlLog: log.yaml\n---\nName: a\n"
+                     "x: parse open('expanding', 'w').close() or __import__('time').sleep(30)\n", id="expansion"),
+    ],
+)
+def test_ctrl_c_during_start_up_stops_cleanly(workdir, write, marker, experiment):
+    write("slowmod.py", "import time\nopen('importing', 'w').close()\ntime.sleep(30)\ndef main(exp):\n    pass\n")
+    write("mymod.py", MODULE)
+    write("experiment.yaml", experiment)
+    process = subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=workdir, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "NO_COLOR": "1"})
+    _wait_for(workdir / marker)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert (process.returncode, out, err) == (130, "", "run.py: stopped\n")
+    assert not (workdir / "log.yaml").exists()
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_while_python_loads_cool_runner_stops_cleanly(workdir, write):
+    # A stand-in for argparse that sleeps makes the import of cool-runner itself slow enough to interrupt.
+    write("slow/argparse.py", "import time\nopen('loading', 'w').close()\ntime.sleep(30)\n")
+    write("experiment.yaml", HEAD + "---\nName: a\n")
+    env = {**__import__("os").environ, "NO_COLOR": "1", "PYTHONPATH": str(workdir / "slow")}
+    process = subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=workdir, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for(workdir / "loading")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert (process.returncode, out, err) == (130, "", "run.py: stopped\n")
 
 
 def test_colour_rules(monkeypatch):

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 
 from ..console import Console
 from ..errors import UsageError
-from ..run.session import RunOptions, add_to_queue, queue_of, resume_queue, run_study, status_lines
 from . import Parser, entry
+
+DEFAULT_EXPERIMENT_FILE = "experiment.yaml"
 
 
 def parse_pick(values: Sequence[str] | None) -> list[int] | None:
-    """`--pick 0,1,3` or `--pick 0 1 3` into a list of indices."""
-    if not values:
+    """`--pick 0,1,3` or `--pick 0 1 3` into a list of indices (checked against the study by `select`)."""
+    if values is None:
         return None
     picked = []
     for value in values:
@@ -42,8 +44,8 @@ def run_parser() -> argparse.ArgumentParser:
         prog="run.py", allow_abbrev=False,
         description="Expand an experiment file and run every experiment with its Module. "
                     "+key.path=value arguments change the default config; other unknown arguments are passed "
-                    "on to the Module in sys.argv.")
-    parser.add_argument("--exp", default="experiment.yaml", help="experiment file (default: experiment.yaml)")
+                    "on to the Module in sys.argv, and so is everything after --.")
+    parser.add_argument("--exp", default=None, help=f"experiment file (default: {DEFAULT_EXPERIMENT_FILE})")
     parser.add_argument("--dry", action="store_true", help="parse and print the experiments; run nothing")
     parser.add_argument("--pick", "--cherrypick-experiments", nargs="+", metavar="INDEX",
                         help="run only these indices of the expanded list, e.g. 0,1,3 or 0 1 3")
@@ -77,12 +79,81 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _distance(a: str, b: str) -> int:
+    """Edit distance in which swapping two neighbouring letters counts as one edit (`dyr` is one from `dry`)."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        current = [i]
+        for j, other in enumerate(b, 1):
+            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == other:
+                cost = min(cost, previous2[j - 2] + 1)
+            current.append(cost)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def near_miss(argument: str, parser: argparse.ArgumentParser) -> str | None:
+    """The option of run.py that `argument` (one it does not know) was probably meant to be, if any."""
+    if not argument.startswith("-") or argument.lstrip("-")[:1].isdigit() or argument.startswith("-."):
+        return None  # a value, or a negative number
+    name = argument.split("=", 1)[0].lstrip("-").lower().replace("_", "-")
+    if len(name) < 2:
+        return None  # -q, -v: too short to say anything about
+    best, best_distance = None, None
+    for action in parser._actions:
+        for option in action.option_strings:
+            if not option.startswith("--"):
+                continue
+            target = option[2:]
+            distance = _distance(name, target)
+            if distance <= (1 if len(target) <= 6 else 2) and (best_distance is None or distance < best_distance):
+                best, best_distance = option, distance
+    return best
+
+
+def split_arguments(argv: Sequence[str], parser: argparse.ArgumentParser
+                    ) -> tuple[argparse.Namespace, list[str], list[str]]:
+    """run.py's options, the `+key=value` overrides, and the arguments left for the module.
+
+    Everything after the first `--` goes to the module as it is. Before it, an unknown argument that is one
+    typo away from an option of run.py (`--dyr`, `--pic 0`) is refused rather than handed on, so the
+    whole study does not run with the option silently ignored.
+    """
+    argv = list(argv)
+    head, tail = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    overrides = [a for a in head if a.startswith("+")]
+    args, extra = parser.parse_known_args([a for a in head if not a.startswith("+")])
+    for argument in extra:
+        match = near_miss(argument, parser)
+        if match is not None:
+            raise UsageError(f"not an option of {parser.prog}; did you mean {match}?", option=argument,
+                             hint=f"an argument for your module that looks like this goes after --: "
+                                  f"{parser.prog} ... -- {argument}")
+    return args, overrides, [*extra, *tail]
+
+
+def experiment_file(given: str | None, prog: str, *, queue_hint: bool = False) -> str:
+    """The experiment file to read: --exp, else experiment.yaml of the current folder when there is one."""
+    if given is not None:
+        return given
+    if not os.path.exists(DEFAULT_EXPERIMENT_FILE):
+        what = "the queue with --queue FILE or your experiment file" if queue_hint else "your experiment file"
+        raise UsageError(f"there is no {DEFAULT_EXPERIMENT_FILE} in the current folder ({os.getcwd()})",
+                         hint=f"name {what} with --exp FILE, e.g. {prog} --exp studies/my-study.yaml, or start "
+                              f"{prog} in the folder that holds {DEFAULT_EXPERIMENT_FILE}")
+    return DEFAULT_EXPERIMENT_FILE
+
+
 def run_command(argv: list[str], console: Console) -> int:
-    overrides = [a for a in argv if a.startswith("+")]
-    rest = [a for a in argv if not a.startswith("+")]
-    args, extra = run_parser().parse_known_args(rest)
+    parser = run_parser()
+    args, overrides, forwarded = split_arguments(argv, parser)
+    # Imported only now, so that --help and a bad option answer at once.
+    from ..run.session import RunOptions, add_to_queue, queue_of, resume_queue, run_study, status_lines
+
     options = RunOptions(overrides=overrides, pick=parse_pick(args.pick), dry=args.dry, seed=args.seed,
-                         fail_fast=args.fail_fast, queue=args.queue, fresh=args.fresh, argv=extra,
+                         fail_fast=args.fail_fast, queue=args.queue, fresh=args.fresh, argv=forwarded,
                          workers=args.workers, gpus=args.gpus, per_gpu=args.per_gpu, isolate=args.isolate,
                          in_process=args.in_process, launcher=args.launcher)
     if args.cancel or (args.status and not args.queue):
@@ -95,7 +166,7 @@ def run_command(argv: list[str], console: Console) -> int:
             raise UsageError(f"{args.exp} was not submitted to Slurm", option="--cancel",
                              hint="--cancel stops the jobs of a study run with --launcher slurm")
     if args.resume or args.status or args.add:
-        queue = args.queue or queue_of(args.exp, overrides)
+        queue = args.queue or queue_of(experiment_file(args.exp, parser.prog, queue_hint=True), overrides)
         if args.status:
             from ..queue.filequeue import FileQueue
 
@@ -107,7 +178,7 @@ def run_command(argv: list[str], console: Console) -> int:
             console.print(f"added {count} experiment(s) to {queue}")
             return 0
         return resume_queue(queue, options, console, experiment_file=args.exp)
-    return run_study(args.exp, options, console)
+    return run_study(experiment_file(args.exp, parser.prog), options, console)
 
 
 def slurm_command(folder: str, *, cancel: bool, console: Console) -> int:

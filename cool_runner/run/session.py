@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import random
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,15 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..console import Console
 from ..errors import Terminated, UsageError
+from ..keys import host_name
 from ..study.expand import Expander, Experiment
-from ..study.load import load_study
+from ..study.load import load_study, require_experiments
 from ..yamlio import dump, to_plain
 from .deps import dependency_lines
 from .importing import find_module, importable, search_paths
-from .runner import Listener, MemorySource, Runner
 
 if TYPE_CHECKING:
     from ..queue.filequeue import FileQueue
+    from .runner import Listener, Runner
 
 log = logging.getLogger("cool_runner")
 
@@ -56,10 +56,18 @@ class RunOptions:
 
 
 def select(experiments: list[Experiment], picked: Sequence[int] | None) -> list[Experiment]:
-    """The experiments at these indices of the expanded list, in the order given."""
+    """The experiments at these indices of the expanded list, in the order given; each index once."""
     if picked is None:
         return experiments
+    if not picked:
+        raise UsageError("no index given", option="--pick", hint="give indices of the expanded list, e.g. "
+                                                                 "--pick 0,1,3; without --pick every experiment runs")
+    seen: set[int] = set()
     for index in picked:
+        if index in seen:
+            raise UsageError(f"index {index} is given more than once; an experiment runs once per run",
+                             option="--pick", hint="list each index once; Repeat and Global.repeat make copies")
+        seen.add(index)
         if not 0 <= index < len(experiments):
             raise UsageError(f"index {index} is out of range: the file expands to {len(experiments)} "
                              f"experiment(s), numbered 0 to {len(experiments) - 1}", option="--pick",
@@ -83,6 +91,7 @@ def run_study(path: str, options: RunOptions | None = None, console: Console | N
     options = options or RunOptions()
     console = console or Console()
     study = load_study(path, options.overrides)
+    require_experiments(study)
     expander = Expander(study, rng=random.Random(options.seed))
     experiments = select(expander.expand(), options.pick)
     paths = search_paths(path)
@@ -92,6 +101,8 @@ def run_study(path: str, options: RunOptions | None = None, console: Console | N
         return submit_to_slurm(study, experiments, paths, options, console)
     if options.dry:
         return dry_run(experiments, paths, console)
+    from .runner import MemorySource  # not before: --dry needs none of the running machinery
+
     runner = make_runner(console, paths, options, study.settings, study.defaults, study.path)
     queue_path = options.queue or study.settings["queue"]
     try:
@@ -151,6 +162,7 @@ def make_runner(console: Console, paths: list[str], options: RunOptions, setting
     on; settings are checked before anything runs."""
     from .engine import Engine
     from .gpus import layout, parse_gpus
+    from .runner import Runner
 
     def choose(option: Any, key: str) -> Any:
         return option if option is not None else settings.get(key)
@@ -168,7 +180,7 @@ def make_runner(console: Console, paths: list[str], options: RunOptions, setting
 
         slack = slack_settings(settings, file)
         if slack is not None:
-            listeners.append(SlackNotifier(slack, host=socket.gethostname(), desc=defaults.get("Desc"),
+            listeners.append(SlackNotifier(slack, host=host_name(), desc=defaults.get("Desc"),
                                            warn=console.warn))
     if options.in_process:
         return Runner(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, stamp=options.stamp)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, EvalFailure, ExpressionError
-from ..keys import ABSENT, ADDED_KEYS, SKIP, lookup, walk
+from ..keys import ABSENT, ADDED_KEYS, SKIP, host_name, lookup, walk
 from .after import dependencies
 from .expressions import PARSE, SOLVE, Compiler, Scope, evaluate
 from .load import StudyFile
@@ -71,7 +70,7 @@ class Expander:
     def __init__(self, study: StudyFile, rng: random.Random | None = None, host: str | None = None) -> None:
         self.study = study
         self.rng = rng or random.Random()
-        self.host = host or socket.gethostname()
+        self.host = host or host_name()
         self.compiler = Compiler()
 
     def new_rnd_idx(self) -> int:
