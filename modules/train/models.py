@@ -34,23 +34,29 @@ class _ResidualBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class ResNet(nn.Module):
-    """CIFAR ResNet of depth 6n+2: three stages of n blocks with 16, 32 and 64 channels."""
+def scaled(channels: int, factor: float) -> int:
+    """A layer's channel count times the width factor, at least one."""
+    return max(1, round(channels * factor))
 
-    def __init__(self, depth: int, classes: int = 10) -> None:
+
+class ResNet(nn.Module):
+    """CIFAR ResNet of depth 6n+2: three stages of n blocks with 16, 32 and 64 channels (times `width_factor`)."""
+
+    def __init__(self, depth: int, classes: int = 10, width_factor: float = 1.0) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"a CIFAR ResNet has depth 6n+2 (20, 32, 44, 56, 110), not {depth}")
         n = (depth - 2) // 6
-        self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn = nn.BatchNorm2d(16)
-        layers, cin = [], 16
+        first = scaled(16, width_factor)
+        self.conv = nn.Conv2d(3, first, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(first)
+        layers, cin = [], first
         for width, stride in ((16, 1), (32, 2), (64, 2)):
             for i in range(n):
-                layers.append(_ResidualBlock(cin, width, stride if i == 0 else 1))
-                cin = width
+                layers.append(_ResidualBlock(cin, scaled(width, width_factor), stride if i == 0 else 1))
+                cin = scaled(width, width_factor)
         self.blocks = nn.Sequential(*layers)
-        self.fc = nn.Linear(64, classes)
+        self.fc = nn.Linear(cin, classes)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -71,7 +77,7 @@ VGG_LAYERS = {
 class VGG(nn.Module):
     """VGG with batch norm for 32x32 inputs: the convolutional stack, then one linear classifier."""
 
-    def __init__(self, depth: int, classes: int = 10) -> None:
+    def __init__(self, depth: int, classes: int = 10, width_factor: float = 1.0) -> None:
         super().__init__()
         if depth not in VGG_LAYERS:
             raise ValueError(f"VGG depth must be one of {sorted(VGG_LAYERS)}, not {depth}")
@@ -81,11 +87,11 @@ class VGG(nn.Module):
             if item == "M":
                 layers.append(nn.MaxPool2d(2))
             else:
-                layers += [nn.Conv2d(cin, int(item), 3, padding=1, bias=False), nn.BatchNorm2d(int(item)),
-                           nn.ReLU(inplace=True)]
-                cin = int(item)
+                cout = scaled(int(item), width_factor)
+                layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+                cin = cout
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(512, classes)
+        self.fc = nn.Linear(cin, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.features(x), 1))
@@ -116,17 +122,19 @@ class _WideBlock(nn.Module):
 class WideResNet(nn.Module):
     """WRN-d-k: depth d = 6n+4, widths 16k, 32k and 64k."""
 
-    def __init__(self, depth: int, width: int, classes: int = 10, dropout: float = 0.0) -> None:
+    def __init__(self, depth: int, width: int, classes: int = 10, dropout: float = 0.0,
+                 width_factor: float = 1.0) -> None:
         super().__init__()
         if (depth - 4) % 6:
             raise ValueError(f"a Wide ResNet has depth 6n+4 (16, 22, 28, 40), not {depth}")
         n = (depth - 4) // 6
-        self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        layers, cin = [], 16
+        cin = scaled(16, width_factor)
+        self.conv = nn.Conv2d(3, cin, 3, 1, 1, bias=False)
+        layers = []
         for channels, stride in ((16 * width, 1), (32 * width, 2), (64 * width, 2)):
             for i in range(n):
-                layers.append(_WideBlock(cin, channels, stride if i == 0 else 1, dropout))
-                cin = channels
+                layers.append(_WideBlock(cin, scaled(channels, width_factor), stride if i == 0 else 1, dropout))
+                cin = scaled(channels, width_factor)
         self.blocks = nn.Sequential(*layers)
         self.bn = nn.BatchNorm2d(cin)
         self.fc = nn.Linear(cin, classes)
@@ -139,15 +147,17 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def build_model(name: str, classes: int = 10, dropout: float = 0.0) -> nn.Module:
-    """`resnet56`, `vgg19`, `wrn16-8` (also `wrn-16-8`), case-insensitive."""
+def build_model(name: str, classes: int = 10, dropout: float = 0.0, width_factor: float = 1.0) -> nn.Module:
+    """`resnet56`, `vgg19`, `wrn16-8` (also `wrn-16-8`), case-insensitive; `width_factor` scales every layer."""
+    if not width_factor > 0:
+        raise ValueError(f"width_factor must be above 0, not {width_factor}")
     key = name.lower().replace("_", "")
     if match := re.fullmatch(r"resnet-?(\d+)", key):
-        return ResNet(int(match.group(1)), classes)
+        return ResNet(int(match.group(1)), classes, width_factor)
     if match := re.fullmatch(r"vgg-?(\d+)(?:bn)?", key):
-        return VGG(int(match.group(1)), classes)
+        return VGG(int(match.group(1)), classes, width_factor)
     if match := re.fullmatch(r"wrn-?(\d+)-(\d+)", key):
-        return WideResNet(int(match.group(1)), int(match.group(2)), classes, dropout)
+        return WideResNet(int(match.group(1)), int(match.group(2)), classes, dropout, width_factor)
     raise ValueError(f"unknown model {name!r}: use resnet20/32/44/56/110, vgg11/13/16/19 or wrn<depth>-<width>")
 
 

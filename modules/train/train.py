@@ -19,12 +19,23 @@ from .models import build_model, count_parameters
 from .pruning import apply_masks, density, magnitude_masks, prunable
 
 
-def device_from_argv(argv: list[str]) -> torch.device:
-    """`--device cuda:1` from the command line (run.py passes it on); CUDA when available otherwise."""
+def hardware_flags(argv: list[str]) -> argparse.Namespace:
+    """The module's own command-line flags, hardware settings that run.py passes on: --device, --threads."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", default=None)
     args, _ = parser.parse_known_args(argv)
-    return torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads is not None:
+        if not args.threads.isdigit() or int(args.threads) < 1:
+            raise ValueError(f"--threads takes a whole number of at least 1, not {args.threads!r}")
+        args.threads = int(args.threads)
+    return args
+
+
+def device_from_argv(argv: list[str]) -> torch.device:
+    """`--device cuda:1` from the command line (run.py passes it on); CUDA when available otherwise."""
+    device = hardware_flags(argv).device
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def learning_rate(exp: Any, epoch: int, step: int) -> float:
@@ -46,12 +57,15 @@ def learning_rate(exp: Any, epoch: int, step: int) -> float:
 
 def load_data(exp: Any) -> tuple[datasets.Split, datasets.Split]:
     name = str(exp.get("dataset", "cifar10")).lower()
+    # Read whatever the data set: a study names its CIFAR folder once, and a smoke run that switches to
+    # synthetic data with +dataset=synthetic should not be told that the folder went unused.
+    data_dir = str(exp.get("data_dir", "data"))
     if name == "synthetic":
         options = exp.get("synthetic") or {}
         return datasets.synthetic(int(options.get("train_size", 5000)), int(options.get("test_size", 1000)),
                                   int(options.get("seed", 0)))
     if name in ("cifar10", "cifar-10"):
-        return datasets.load_cifar10(exp.get("data_dir", "data"))
+        return datasets.load_cifar10(data_dir)
     raise ValueError(f"unknown dataset {name!r}: use cifar10 or synthetic")
 
 
@@ -61,7 +75,8 @@ def save_checkpoint(path: str, model: nn.Module, masks: dict[str, torch.Tensor],
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
-    state = {"model": model.state_dict(), "masks": {k: v.cpu() for k, v in masks.items()}, "epoch": epoch}
+    # Masks are 0/1: stored as booleans they take a quarter of the space of float ones.
+    state = {"model": model.state_dict(), "masks": {k: v.cpu().bool() for k, v in masks.items()}, "epoch": epoch}
     torch.save(state, tmp)
     os.replace(tmp, target)
 
@@ -88,6 +103,9 @@ def evaluate(model: nn.Module, split: datasets.Split, batch_size: int, device: t
 def main(exp: Any) -> None:
     """Train `exp.model` on `exp.dataset`, pruned to `exp.sparsity`; see modules/README.md for every key."""
     device = device_from_argv(sys.argv[1:])
+    threads = hardware_flags(sys.argv[1:]).threads
+    if threads:
+        torch.set_num_threads(threads)
     generator = torch.Generator()
     if exp.get("seed") is not None:
         torch.manual_seed(int(exp.seed))
@@ -95,7 +113,8 @@ def main(exp: Any) -> None:
     else:
         generator.seed()
     train, test = load_data(exp)
-    model = build_model(str(exp.model), dropout=float(exp.get("dropout", 0.0))).to(device)
+    model = build_model(str(exp.model), dropout=float(exp.get("dropout", 0.0)),
+                        width_factor=float(exp.get("width_factor", 1.0))).to(device)
 
     masks: dict[str, torch.Tensor] = {}
     if exp.get("load_model"):
