@@ -43,9 +43,11 @@ def run_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="run.py", allow_abbrev=False,
         description="Expand an experiment file and run every experiment with its Module. "
-                    "+key.path=value arguments change the default config; other unknown arguments are passed "
-                    "on to the Module in sys.argv, and so is everything after --.")
-    parser.add_argument("--exp", default=None, help=f"experiment file (default: {DEFAULT_EXPERIMENT_FILE})")
+                    "+key.path=value arguments change the default config; other arguments are passed on to the "
+                    "Module in sys.argv, except near-misses of run.py's own options (--dyr), which are refused. "
+                    "Everything after -- is passed on as it is.")
+    parser.add_argument("--exp", default=None, metavar="FILE",
+                        help=f"experiment file (default: {DEFAULT_EXPERIMENT_FILE} in the current folder)")
     parser.add_argument("--dry", action="store_true", help="parse and print the experiments; run nothing")
     parser.add_argument("--pick", "--cherrypick-experiments", nargs="+", metavar="INDEX",
                         help="run only these indices of the expanded list, e.g. 0,1,3 or 0 1 3")

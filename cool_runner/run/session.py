@@ -65,8 +65,9 @@ def select(experiments: list[Experiment], picked: Sequence[int] | None) -> list[
     seen: set[int] = set()
     for index in picked:
         if index in seen:
-            raise UsageError(f"index {index} is given more than once; an experiment runs once per run",
-                             option="--pick", hint="list each index once; Repeat and Global.repeat make copies")
+            raise UsageError(f"index {index} is given more than once", option="--pick",
+                             hint="list each index once; to run an experiment several times, use Repeat or "
+                                  "Global.repeat")
         seen.add(index)
         if not 0 <= index < len(experiments):
             raise UsageError(f"index {index} is out of range: the file expands to {len(experiments)} "
