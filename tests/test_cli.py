@@ -204,7 +204,7 @@ def test_program_name_follows_how_the_tool_was_started(tmp_path):
     assert cli.program_name("run.py", "/usr/lib/python3/site-packages/pytest/__main__.py") == "run.py"
     assert cli.program_name("run.py", "cool-filter") == "run.py"
     env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}  # the link's folder holds no cool_runner
-    bad = {"run.py": ["--seed", "x"], "collect.py": [], "filter.py": ["log.yaml", "--no-such-option"]}
+    bad = {"run.py": ["--seed", "x"], "collect.py": ["data", "--jobs", "x"], "filter.py": ["log.yaml", "--no-such-option"]}
     for script, command in cli.COMMANDS.items():  # the name pip gives the command, as a real process
         link = tmp_path / command
         link.symlink_to(ROOT / script)
