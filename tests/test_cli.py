@@ -235,6 +235,8 @@ def main(exp):
     exp.width = 5
     exp.optimizer.lr = exp.optimizer.lr * 2
     exp.same = 3.0
+    exp.layers = tuple(exp.layers)
+    del exp["drop"]
     exp.ACC = 0.5
     if exp.get("fail"):
         raise RuntimeError("after changing")
@@ -243,19 +245,37 @@ def main(exp):
 
 def test_values_the_module_changes_are_warned_about_and_kept(workdir, write, capsys):
     write("mymod.py", CHANGER)
-    write("experiment.yaml", HEAD + "width: 3\nsame: 3\noptimizer: {lr: 0.1, momentum: 0.9}\nfn: solve math.sqrt\n"
+    write("experiment.yaml", HEAD + "width: 3\nsame: 3\nlayers: [1, 2]\noptimizer: {lr: 0.1, momentum: 0.9}\n"
+          "fn: solve math.sqrt\ndrop: 1\n"
           "---\nName: a\n---\nName: b\nwidth: 5\noptimizer: {lr: 0.05}\nfail: true\n")
     assert cli.run_main(["--exp", "experiment.yaml"]) == 1
     a, b = read_log(workdir / "log.yaml")
     assert (a["width"], a["optimizer"], a["CONFIGURED"]) == (5, {"lr": 0.2, "momentum": 0.9},
-                                                            {"width": 3, "optimizer": {"lr": 0.1}})
+                                                            {"width": 3, "optimizer": {"lr": 0.1}, "drop": 1})
+    assert "drop" not in a and a["layers"] == [1, 2]  # a tuple of the same items is no change
     assert a["fn"] == "solve math.sqrt" and a["ACC"] == 0.5  # a solved object and a result are no change
     assert list(a)[-3:] == ["CONFIGURED", "TIME_ELAPSED", "STATUS"]
-    assert b["STATUS"] == "failed" and b["CONFIGURED"] == {"optimizer": {"lr": 0.05}}  # width was 5 already
+    assert b["STATUS"] == "failed" and b["CONFIGURED"] == {"optimizer": {"lr": 0.05}, "drop": 1}  # width was 5
     out = capsys.readouterr().out
-    assert ("    warning: the module changed configured values: width 3 -> 5, optimizer.lr 0.1 -> 0.2 (the log "
-            "keeps what was configured under CONFIGURED)") in out.splitlines()
-    assert "optimizer.lr 0.05 -> 0.1 (" in out and "width 5" not in out
+    assert ("    warning: the module changed configured values: width 3 -> 5, optimizer.lr 0.1 -> 0.2, drop (removed) "
+            "(the log keeps what was configured under CONFIGURED)") in out.splitlines()
+    assert "optimizer.lr 0.05 -> 0.1, drop (removed) (" in out and "width 5" not in out
+
+
+def test_changes_are_compared_as_the_record_will_hold_them():
+    np = pytest.importorskip("numpy")
+    from cool_runner.keys import ABSENT
+    from cool_runner.run.records import changed_values
+    from cool_runner.study.mapping import TrackedExp
+
+    configured = {"a": [1, 2], "b": 0.5, "c": [1, 2], "d": {"e": 1}, "s": "solve x", "t": [0, "solve y"]}
+    now = TrackedExp.track({"a": np.array([1, 2]), "b": np.float64(0.5), "c": np.array([1, 3]), "d": "flat",
+                            "s": object(), "t": [0, object()], "NEW": 1})
+    changes = changed_values(configured, now, [("s",), ("t", 1)])
+    assert [(c.path, c.configured) for c in changes] == [(("c",), [1, 2]), (("d",), {"e": 1})]
+    assert changes[1].describe() == "d {'e': 1} -> 'flat'"
+    assert len(now.unread()) == len(now)  # comparing marks no key as read by the module
+    assert changed_values({"x": 1}, TrackedExp.track({}))[0].now is ABSENT
 
 
 def test_a_module_that_changes_nothing_gets_no_configured_key(study, capsys):

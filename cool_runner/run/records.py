@@ -109,12 +109,28 @@ def _compare(before: Any, after: Any, path: tuple[Any, ...], solved: set[tuple[A
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Equal, or equal once tuples and arrays are the lists the record will hold (`(1, 2)` is `[1, 2]`)."""
     if a is b:
         return True
-    try:
-        return bool(a == b)
-    except Exception:  # an array compared with a list has no single truth value: it is a change
-        return False
+    for left, right in ((a, b), (_as_data(a), _as_data(b))):
+        try:
+            if bool(left == right):
+                return True
+        except Exception:  # an array compared with a list has no single truth value
+            pass
+    return False
+
+
+def _as_data(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    tolist = getattr(value, "tolist", None)  # numpy and torch values
+    if callable(tolist):
+        try:
+            return tolist()
+        except Exception:
+            return value
+    return value
 
 
 def _short(value: Any) -> str:
