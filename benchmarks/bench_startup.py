@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Time run.py's start-up against bare Python: `--help`, `--dry` on experiment.yaml and a one-experiment run."""
+"""Time run.py's start-up against bare Python: `--help`, `--dry` on experiment.yaml and a one-experiment run.
+
+The run is timed twice: as run.py starts it by default (the experiment in a worker process, which is a second
+Python interpreter), and with --in-process (inside run.py).
+"""
 
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ def main() -> None:
             "run.py --help": ([sys.executable, RUN, "--help"], ROOT),
             "run.py --dry (experiment.yaml)": ([sys.executable, RUN, "--dry"], ROOT),
             "run.py, one experiment": ([sys.executable, RUN], work),
+            "run.py --in-process, one exp.": ([sys.executable, RUN, "--in-process"], work),
         }
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for command, cwd in commands.values():  # warm the file cache and write the bytecode

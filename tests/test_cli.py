@@ -243,18 +243,20 @@ def main(exp):
 """
 
 
-def test_values_the_module_changes_are_warned_about_and_kept(workdir, write, capsys):
+@pytest.mark.parametrize("mode", [[], ["--in-process"]], ids=["worker", "in-process"])
+def test_values_the_module_changes_are_warned_about_and_kept(workdir, write, capsys, mode):
     write("mymod.py", CHANGER)
     write("experiment.yaml", HEAD + "width: 3\nsame: 3\nlayers: [1, 2]\noptimizer: {lr: 0.1, momentum: 0.9}\n"
           "fn: solve math.sqrt\ndrop: 1\n"
           "---\nName: a\n---\nName: b\nwidth: 5\noptimizer: {lr: 0.05}\nfail: true\n")
-    assert cli.run_main(["--exp", "experiment.yaml"]) == 1
+    assert cli.run_main(["--exp", "experiment.yaml", *mode]) == 1
     a, b = read_log(workdir / "log.yaml")
     assert (a["width"], a["optimizer"], a["CONFIGURED"]) == (5, {"lr": 0.2, "momentum": 0.9},
                                                             {"width": 3, "optimizer": {"lr": 0.1}, "drop": 1})
     assert "drop" not in a and a["layers"] == [1, 2]  # a tuple of the same items is no change
     assert a["fn"] == "solve math.sqrt" and a["ACC"] == 0.5  # a solved object and a result are no change
-    assert list(a)[-3:] == ["CONFIGURED", "TIME_ELAPSED", "STATUS"]
+    keys = list(a)
+    assert keys.index("ACC") < keys.index("CONFIGURED") < keys.index("TIME_ELAPSED") < keys.index("STATUS")
     assert b["STATUS"] == "failed" and b["CONFIGURED"] == {"optimizer": {"lr": 0.05}, "drop": 1}  # width was 5
     out = capsys.readouterr().out
     assert ("    warning: the module changed configured values: width 3 -> 5, optimizer.lr 0.1 -> 0.2, drop (removed) "

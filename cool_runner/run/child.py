@@ -27,7 +27,7 @@ from ..study.expand import Experiment
 from ..study.expressions import Compiler
 from ..study.mapping import TrackedExp
 from .importing import load_module
-from .records import build_record
+from .records import build_record, changed_values
 from .solve import recipes_of, solve_all
 from .wire import decode, read_message, write_message
 
@@ -194,10 +194,11 @@ class Worker:
             status, trace = Status.FAILED, traceback.format_exc()
             error = str(exc) if isinstance(exc, CoolRunnerError) else f"{type(exc).__name__}: {exc}"
         unread = exp.unread(is_runner_key) if status == Status.DONE else []
+        changes = changed_values(values, exp, recipes)
         record = build_record(exp, recipes, status=status, elapsed=elapsed, error=error, traceback_text=trace,
-                              place=task["place"])
+                              place=task["place"], changes=changes)
         return {"kind": "result", "status": str(status), "record": record, "error": error, "elapsed": elapsed,
-                "unread": unread}
+                "unread": unread, "changed": [change.describe() for change in changes]}
 
     def run_forked(self, task: Mapping[str, Any]) -> dict[str, Any]:
         """Run the experiment in a fresh fork of this process, which already imported the modules."""

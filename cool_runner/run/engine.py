@@ -85,6 +85,9 @@ class Engine(Runner, Interrupts):
                                               f"the worker process of {slot.spec.label} "
                                               f"{ending(self.pool.retire(slot))} while importing the modules")
         except BaseException:
+            for slot in self.pool.slots:  # still importing, nothing has started: Ctrl-C needs no grace period
+                if slot.worker is not None and not slot.worker.ready:
+                    self.pool.retire(slot)
             self.close()
             raise
 
@@ -294,7 +297,7 @@ class Engine(Runner, Interrupts):
                 continue
             elif kind == "result":
                 self._finish(slot, message["status"], message["record"], message["error"], message["elapsed"],
-                             message["unread"], summary, source)
+                             message["unread"], summary, source, message.get("changed", ()))
             elif kind == "died":  # --isolate: the experiment's own process died; the worker lives on
                 code = wait_status_code(message["wait_status"])
                 self._fail(slot, self._with_tail(ending(code), slot.job), summary, source)
@@ -326,7 +329,7 @@ class Engine(Runner, Interrupts):
         self._finish(slot, str(Status.FAILED), record, error, elapsed, [], summary, source)
 
     def _finish(self, slot: Slot, status: str, record: dict[str, Any], error: str | None, elapsed: float,
-                unread: list[tuple[Any, ...]], summary: Summary, source: Source) -> None:
+                unread: list[tuple[Any, ...]], summary: Summary, source: Source, changed: Sequence[str] = ()) -> None:
         """Log an experiment's record, tell the source and the listeners, and show the result line."""
         job: Job = slot.job
         slot.job = None
@@ -343,7 +346,7 @@ class Engine(Runner, Interrupts):
         self.plan.end(experiment, status)
         if slot.job is None:
             self.terminal.idle(slot.spec.number, slot.spec.label)
-        self.report(job.label, _name(experiment), status, elapsed, record, experiment.values, error, unread)
+        self.report(job.label, _name(experiment), status, elapsed, record, experiment.values, error, unread, changed)
         self._outcome(summary, Outcome(experiment.index, experiment.name, status, elapsed, record, error))
         for line in later:
             self.console.print(line)

@@ -17,7 +17,7 @@ from ..study.expand import Experiment
 from ..study.expressions import Compiler
 from ..study.mapping import TrackedExp
 from .importing import importable, load_module
-from .records import Change, append_record, build_record, changed_values, describe_paths, describe_results
+from .records import append_record, build_record, changed_values, describe_paths, describe_results
 from .solve import recipes_of, solve_all
 
 log = logging.getLogger("cool_runner")
@@ -222,12 +222,12 @@ class Runner:
                                   changes=changes)
             append_record(values["YamlLog"], record)
             source.finish(experiment, status)
-        self.report(label, name, status, elapsed, record, values, error, unread, changes)
+        self.report(label, name, status, elapsed, record, values, error, unread, [c.describe() for c in changes])
         return Outcome(experiment.index, experiment.name, status, elapsed, record, error)
 
     def report(self, label: str, name: Any, status: str, elapsed: float, record: Mapping[str, Any],
                values: Mapping[str, Any], error: str | None, unread: list[tuple[Any, ...]],
-               changes: Sequence[Change] = ()) -> None:
+               changed: Sequence[str] = ()) -> None:
         word = self.console.paint(status, STATUS_COLOURS.get(status, ""))
         line = f"{label} {name} {word} in {elapsed:.1f} s"
         results = describe_results(record, values)
@@ -238,8 +238,8 @@ class Runner:
             self.console.print(f"    {self.console.paint(error.splitlines()[0], 'red')}")
         if unread:
             self.console.print(f"    never read by the module: {describe_paths(unread)}")
-        if changes:
-            changed = ", ".join(change.describe() for change in changes)
-            self.console.print(self.console.paint(f"    warning: the module changed configured values: {changed} "
-                                                  "(the log keeps what was configured under CONFIGURED)", "yellow"))
+        if changed:
+            self.console.print(self.console.paint(f"    warning: the module changed configured values: "
+                                                  f"{', '.join(changed)} (the log keeps what was configured under "
+                                                  "CONFIGURED)", "yellow"))
 
