@@ -161,11 +161,12 @@ def run_command(argv: list[str], console: Console) -> int:
     if args.cancel or (args.status and not args.queue):
         from ..run.launch import slurm_folder
 
-        folder = slurm_folder(args.exp, overrides)
+        study_file = experiment_file(args.exp, parser.prog, queue_hint=args.status)
+        folder = slurm_folder(study_file, overrides)
         if folder is not None:
             return slurm_command(folder, cancel=args.cancel, console=console)
         if args.cancel:
-            raise UsageError(f"{args.exp} was not submitted to Slurm", option="--cancel",
+            raise UsageError(f"{study_file} was not submitted to Slurm", option="--cancel",
                              hint="--cancel stops the jobs of a study run with --launcher slurm")
     if args.resume or args.status or args.add:
         queue = args.queue or queue_of(experiment_file(args.exp, parser.prog, queue_hint=True), overrides)
