@@ -73,7 +73,7 @@ def main() -> None:
         above = "" if name == BARE else f"{1000 * (wall[name] - wall[BARE]):+8.1f} ms"
         above_cpu = "" if name == BARE else f"{1000 * (cpu[name] - cpu[BARE]):+8.1f} ms"
         print(f"  {name:31s} {1000 * wall[name]:7.1f} ms {above:>11s} {1000 * cpu[name]:7.1f} ms {above_cpu:>11s}")
-    print("CPU time (user + system) hardly depends on what else the machine runs; wall-clock time does.")
+    print("CPU time (user + system) depends much less than wall-clock time on what else the machine runs.")
 
 
 if __name__ == "__main__":

@@ -161,7 +161,6 @@ def make_runner(console: Console, paths: list[str], options: RunOptions, setting
                 defaults: dict[str, Any], file: str) -> Runner:
     """The engine (or, with `in_process`, the in-process runner), with Slack notifications when Global.slack is
     on; settings are checked before anything runs."""
-    from .engine import Engine
     from .gpus import layout, parse_gpus
     from .runner import Runner
 
@@ -185,6 +184,8 @@ def make_runner(console: Console, paths: list[str], options: RunOptions, setting
                                            warn=console.warn))
     if options.in_process:
         return Runner(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, stamp=options.stamp)
+    from .engine import Engine  # only here: --in-process needs no worker processes
+
     return Engine(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, slots=slots,
                   isolate=isolate, runs_dir=str(settings.get("runs_dir") or "runs"), argv=options.argv,
                   stamp=options.stamp)
