@@ -218,3 +218,20 @@ def test_study_files_smoke_commands_run_end_to_end(tmp_path, study, one_shot):
     written = sorted(p for p in (tmp_path / "checkpoints").rglob("*") if p.is_file())
     assert written == sorted(tmp_path / path for r in records for path in r["save_model"].values())
     assert sum(p.stat().st_size for p in written) < 100e6
+
+
+def test_resume_goes_on_from_the_last_finished_epoch(tmp_path):
+    """A job that was stopped after one epoch and started again ends where an uninterrupted run ends."""
+    settings = {"epochs": 2, "steps_per_epoch": 3, "eval_batches": 1, "seed": 7,
+                "synthetic": {"train_size": 128, "test_size": 64}, "width_factor": 0.25}
+    whole = small(**settings)
+    main(whole)
+    resume = tmp_path / "resume.pt"
+    first = small(**{**settings, "epochs": 1}, resume=str(resume))  # the attempt that was preempted
+    main(first)
+    assert resume.is_file() and "RESUMED_AT_EPOCH" not in first
+    again = small(**settings, resume=str(resume))
+    main(again)
+    assert again.RESUMED_AT_EPOCH == 1 and again.STEPS == whole.STEPS == 6
+    assert again.TRAIN_LOSS_HISTORY == pytest.approx(whole.TRAIN_LOSS_HISTORY)
+    assert again.TEST_ACC_HISTORY == pytest.approx(whole.TEST_ACC_HISTORY)

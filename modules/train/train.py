@@ -69,16 +69,21 @@ def load_data(exp: Any) -> tuple[datasets.Split, datasets.Split]:
     raise ValueError(f"unknown dataset {name!r}: use cifar10 or synthetic")
 
 
-def save_checkpoint(path: str, model: nn.Module, masks: dict[str, torch.Tensor], epoch: int) -> None:
-    """Weights and masks, written atomically so that a crash never leaves half a checkpoint."""
+def _save_atomic(path: str, state: dict[str, Any]) -> None:
+    """torch.save through a temporary file and a rename, so that a crash never leaves half a file."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
-    # Masks are 0/1: stored as booleans they take a quarter of the space of float ones.
-    state = {"model": model.state_dict(), "masks": {k: v.cpu().bool() for k, v in masks.items()}, "epoch": epoch}
     torch.save(state, tmp)
     os.replace(tmp, target)
+
+
+def save_checkpoint(path: str, model: nn.Module, masks: dict[str, torch.Tensor], epoch: int) -> None:
+    """Weights and masks, written atomically."""
+    # Masks are 0/1: stored as booleans they take a quarter of the space of float ones.
+    _save_atomic(path, {"model": model.state_dict(), "masks": {k: v.cpu().bool() for k, v in masks.items()},
+                        "epoch": epoch})
 
 
 def load_checkpoint(path: str, model: nn.Module, device: torch.device) -> dict[str, torch.Tensor]:
@@ -150,9 +155,22 @@ def main(exp: Any) -> None:
             saved.append(saves[epoch])
 
     history: dict[str, list[float]] = {"test_acc": [], "train_loss": [], "train_acc": [], "lr": []}
-    checkpoint(0)
-    step = 0
-    for epoch in range(epochs):
+    resume = str(exp.resume) if exp.get("resume") else None
+    start, step = 0, 0
+    if resume and Path(resume).exists():
+        # A requeued or restarted job goes on after the last epoch it finished, with the same masks,
+        # optimiser state and random stream, instead of training from scratch.
+        state = torch.load(resume, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        masks = {k: v.to(device) for k, v in state["masks"].items()}
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        generator.set_state(state["generator"])
+        start, step, history = int(state["epoch"]), int(state["step"]), state["history"]
+        exp.RESUMED_AT_EPOCH = start
+    else:
+        checkpoint(0)
+    for epoch in range(start, epochs):
         model.train()
         loss_sum = correct = seen = 0
         lr = learning_rate(exp, epoch, step)
@@ -181,6 +199,11 @@ def main(exp: Any) -> None:
         history["lr"].append(lr)
         history["test_acc"].append(evaluate(model, test, batch_size, device, eval_limit))
         checkpoint(epoch + 1)
+        if resume:
+            _save_atomic(resume, {"model": model.state_dict(), "masks": {k: v.cpu() for k, v in masks.items()},
+                                  "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                                  "generator": generator.get_state(), "epoch": epoch + 1, "step": step,
+                                  "history": history})
 
     exp.ACC = history["test_acc"][-1] if history["test_acc"] else evaluate(model, test, batch_size, device, eval_limit)
     exp.BEST_ACC = max(history["test_acc"], default=exp.ACC)
