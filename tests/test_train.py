@@ -233,5 +233,5 @@ def test_resume_goes_on_from_the_last_finished_epoch(tmp_path):
     again = small(**settings, resume=str(resume))
     main(again)
     assert again.RESUMED_AT_EPOCH == 1 and again.STEPS == whole.STEPS == 6
-    assert again.TRAIN_LOSS_HISTORY == pytest.approx(whole.TRAIN_LOSS_HISTORY)
-    assert again.TEST_ACC_HISTORY == pytest.approx(whole.TEST_ACC_HISTORY)
+    assert pytest.approx(whole.TRAIN_LOSS_HISTORY) == again.TRAIN_LOSS_HISTORY
+    assert pytest.approx(whole.TEST_ACC_HISTORY) == again.TEST_ACC_HISTORY
