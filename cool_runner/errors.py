@@ -90,6 +90,18 @@ class ExpressionError(ConfigError):
         return cls(kind, source.strip(), failure.error, hint=failure.hint, **where)
 
 
+class CycleError(ExpressionError):
+    """`parse` values that need each other (`a: parse b`, `b: parse a`); `cycle` is the key paths, `a -> b -> a`."""
+
+    def __init__(self, expression: str, cycle: Sequence[Sequence[object]], lines: Sequence[int | None],
+                 **where: object) -> None:
+        chain = " -> ".join(format_key(path) for path in cycle)
+        located = ", ".join(f"{format_key(path)} on line {line}" for path, line in zip(cycle[:-1], lines) if line)
+        hint = (f"{located}; " if located else "") + "give one of them a value that does not need the others"
+        super().__init__("parse", expression, f"circular reference {chain}", hint=hint, **where)
+        self.cycle = tuple(tuple(path) for path in cycle)
+
+
 class ModuleLoadError(CoolRunnerError):
     """An experiment module that is missing, broken, or has no main()."""
 

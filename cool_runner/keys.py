@@ -30,16 +30,19 @@ STATUSES = tuple(Status)
 SKIP = "skip"
 
 #: Keys the runner reads from an experiment (Capitalised by convention).
-READ_KEYS = frozenset({"Name", "Module", "YamlLog", "Repeat", "Desc", "After", "Timeout"})
-#: Keys the runner adds to every experiment before it runs; `parse` can use them.
-ADDED_KEYS = ("INDEX", "REP", "RND_IDX", "HOST")
+READ_KEYS = frozenset({"Name", "Module", "YamlLog", "Repeat", "Grid", "Desc", "After", "Timeout"})
+#: Keys the runner adds to every experiment before it runs (GRID only to Grid points); `parse` can use all but
+#: IDENTITY, which is computed from the definition as written.
+ADDED_KEYS = ("INDEX", "GRID", "REP", "GLOBAL_REP", "RND_IDX", "HOST", "IDENTITY")
+#: What ran, added to each record unless `Global.metadata` is false (see run/metadata.py).
+METADATA_KEYS = ("START", "END", "GIT", "ARGV", "PYTHON", "PACKAGES", "FILE", "LINE")
 #: Keys the engine writes into the record: where the experiment ran and where its output is.
 PLACE_KEYS = ("SLOT", "GPU", "OUTPUT")
 #: Keys the runner writes into the record after the module ran (`CONFIGURED`: values the module changed, as
 #: they were configured).
 RESULT_KEYS = ("CONFIGURED", *PLACE_KEYS, "TIME_STARTED", "TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK")
 #: Every key of a record that the runner, not the module, is responsible for.
-RUNNER_KEYS = READ_KEYS | frozenset(ADDED_KEYS) | frozenset(RESULT_KEYS)
+RUNNER_KEYS = READ_KEYS | frozenset(ADDED_KEYS) | frozenset(METADATA_KEYS) | frozenset(RESULT_KEYS)
 
 #: Returned by `lookup` for a path that leaves the data.
 ABSENT: Any = type("Absent", (), {"__repr__": lambda self: "<absent>", "__bool__": lambda self: False})()

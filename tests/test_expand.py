@@ -53,7 +53,7 @@ def test_rnd_idx_set_by_user_is_kept(write):
 def test_host_and_rep_are_added(write):
     (exp,) = expand(write, HEAD + "---\nName: a\n")
     assert exp.values["HOST"] == "box" and exp.values["REP"] == 0
-    assert list(exp.values)[-3:] == ["REP", "RND_IDX", "HOST"]
+    assert list(exp.values)[-4:] == ["REP", "GLOBAL_REP", "RND_IDX", "HOST"]
 
 
 def test_repeat_zero_disables_an_experiment(write):

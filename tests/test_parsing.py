@@ -7,7 +7,7 @@ import random
 import pytest
 
 from cool_runner import ConfigError, Expander, ExpressionError, load_study
-from cool_runner.errors import EvalFailure
+from cool_runner.errors import CycleError, EvalFailure
 from cool_runner.run.solve import dotted_chains, solve
 from cool_runner.study.expressions import Compiler
 from cool_runner.study.mapping import Exp
@@ -81,20 +81,132 @@ def test_default_config_parse_resolves_at_the_end(write):
     assert list(exp)[:3] == ["test2", "test3", "Module"]
 
 
-def test_wrong_order_is_an_error(write):
-    with pytest.raises(ExpressionError) as info:
-        expand(write, HEAD + "---\ntest3: parse test2 - 1\ntest2: 5\n")
+def test_a_key_can_use_one_written_below_it(write):
+    (exp,) = expand(write, HEAD + "---\ntest3: parse test2 - 1\ntest2: 5\n")
+    assert (exp["test3"], exp["test2"]) == (4, 5)
+    assert list(exp)[:2] == ["test3", "test2"]
+
+
+def test_an_experiment_can_use_a_key_only_the_defaults_set(write):
+    (exp,) = expand(write, HEAD + "test1: 1\n---\ntest2: parse test1\n")
+    assert exp["test2"] == 1
+
+
+def test_defaults_and_experiment_use_each_other_in_both_directions(write):
+    text = HEAD + "base: 10\nscaled: parse factor * base\n---\nfactor: 3\ntotal: parse scaled + base\n"
+    (exp,) = expand(write, text)
+    assert (exp["scaled"], exp["total"]) == (30, 40)
+
+
+def test_chains_resolve_on_demand_in_any_order(write):
+    (exp,) = expand(write, HEAD + "---\na: parse b + 1\nb: parse c + 1\nc: parse d + 1\nd: 0\n")
+    assert (exp["a"], exp["b"], exp["c"], exp["d"]) == (3, 2, 1, 0)
+
+
+def test_parent_key_below_and_deeper_key_below(write):
+    text = HEAD + """---
+nested:
+   deep:
+      from_parent: parse top * 2
+      from_middle: parse mid + 1
+   mid: parse top + 1
+abc: 1
+top: parse abc + 10
+"""
+    (exp,) = expand(write, text)
+    assert exp["nested"]["mid"] == 12 and exp["nested"]["deep"]["from_parent"] == 22
+    assert exp["nested"]["deep"]["from_middle"] == 13
+
+
+def test_deepest_level_wins_even_when_written_later(write):
+    text = HEAD + "---\nabc: 1\nnested:\n   test: parse abc\n   abc: parse 1 + 1\n"
+    (exp,) = expand(write, text)
+    assert exp["nested"]["test"] == 2
+
+
+def test_a_key_never_sees_itself_but_sees_the_same_name_higher_up(write):
+    text = HEAD + "lr: 0.1\n---\noptimizer:\n   lr: parse lr * 2\n   wd: parse optimizer.lr / 10\n"
+    (exp,) = expand(write, text)
+    assert exp["optimizer"]["lr"] == 0.2 and exp["optimizer"]["wd"] == pytest.approx(0.02)
+
+
+def test_mappings_with_pending_values_resolve_when_read(write):
+    text = HEAD + """nested:
+   test: parse offset * 2
+---
+incremented: parse nested.test + 1
+whole: parse nested
+keys: parse sorted(nested)
+offset: 5
+"""
+    (exp,) = expand(write, text)
+    assert exp["incremented"] == 11 and exp["whole"] == {"test": 10} and exp["keys"] == ["test"]
+    assert isinstance(exp["whole"], Exp)
+
+
+def test_lists_with_pending_values_resolve_when_read(write):
+    (exp,) = expand(write, HEAD + "---\nfirst: parse items[1] * 2\nitems: [1, parse base + 1]\nbase: 4\n")
+    assert exp["first"] == 10 and exp["items"] == [1, 5]
+
+
+def test_each_value_is_evaluated_once(write):
+    text = HEAD + "---\ncalls: []\nx: parse calls.append(1) or len(calls)\ny: parse x + x\nz: parse x\n"
+    (exp,) = expand(write, text)
+    assert exp["calls"] == [1] and (exp["x"], exp["y"], exp["z"]) == (1, 2, 1)
+
+
+def test_global_rep_is_usable_like_rep(write):
+    text = "Global: {repeat: 2}\n" + HEAD + "---\nRepeat: 2\nseed: parse 10 * GLOBAL_REP + REP\n"
+    assert [e["seed"] for e in expand(write, text)] == [0, 1, 10, 11]
+    assert [e["GLOBAL_REP"] for e in expand(write, text)] == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "cycle", "line", "fragment"),
+    [
+        pytest.param("a: parse b\nb: parse a\n", ("a",), (("a",), ("b",), ("a",)), 5, "a -> b -> a", id="two"),
+        pytest.param("a: parse b\nb: parse c\nc: parse a + 1\n", ("a",), (("a",), ("b",), ("c",), ("a",)), 5,
+                     "a -> b -> c -> a", id="three"),
+        pytest.param("x: 1\nn:\n  p: parse n.q\n  q: parse n.p\n", ("n", "p"), (("n", "p"), ("n", "q"), ("n", "p")),
+                     7, "n.p -> n.q -> n.p", id="nested"),
+        pytest.param("v: parse w\n", ("v",), (("v",), ("w",), ("v",)), 5, "v -> w -> v", id="through-defaults"),
+        pytest.param("lst: [1, 'parse lst[0]']\n", ("lst", 1), (("lst", 1), ("lst", 1)), 5, "lst[1] -> lst[1]",
+                     id="own-list"),
+    ],
+)
+def test_cycles_are_errors_that_print_the_cycle(write, body, key, cycle, line, fragment):
+    with pytest.raises(CycleError) as info:
+        expand(write, HEAD + "w: parse v\n---\n" + body)
     err = info.value
-    assert (err.key, err.line, err.experiment, err.kind) == (("test3",), 4, 0, "parse")
-    assert "NameError" in str(err) and "move test2 above this key" in str(err)
+    assert (err.key, err.cycle, err.line, err.experiment) == (key, cycle, line, 0)
+    assert err.file.endswith("experiment.yaml")
+    message = str(err)
+    assert message.startswith(f"{err.file}:{line}: experiment 0: ") and f"circular reference {fragment}" in message
+    assert "line" in message.split("(", 1)[1]
 
 
-def test_default_only_name_is_an_error_with_advice(write):
+def test_cycle_hint_names_the_line_of_every_key(write):
+    with pytest.raises(CycleError) as info:
+        expand(write, HEAD + "---\nName: c\na: parse b\nb: parse a\n")
+    assert "a on line 5, b on line 6" in str(info.value)
+
+
+def test_an_error_in_a_needed_key_names_that_key(write):
     with pytest.raises(ExpressionError) as info:
-        expand(write, HEAD + "test1: 1\n---\ntest2: parse test1\n")
-    message = str(info.value)
-    assert "only set in the default config" in message
-    assert "redefine test1 in this experiment" in message
+        expand(write, HEAD + "---\nName: n\na: parse b + 1\nb: parse 1 / 0\n")
+    assert info.value.key == ("b",) and info.value.line == 6 and "ZeroDivisionError" in str(info.value)
+
+
+def test_unknown_name_suggests_close_keys(write):
+    with pytest.raises(ExpressionError) as info:
+        expand(write, HEAD + "---\nlearning_rate: 0.1\nx: parse learning_rat * 2\n")
+    assert "NameError" in str(info.value) and "did you mean learning_rate?" in str(info.value)
+
+
+def test_a_value_that_uses_only_itself_says_so(write):
+    with pytest.raises(ExpressionError) as info:
+        expand(write, HEAD + "---\nx: parse x + 1\n")
+    assert "a value cannot use itself" in str(info.value)
 
 
 def test_values_in_lists_are_parsed(write):

@@ -86,7 +86,8 @@ def test_queue_documents_hold_only_what_differs_from_the_defaults(qdir, write):
     fill(qdir, write, ["a"], extra="lr: 1.0\nopt: {m: 2}\nnote: parse Name * 2\n")
     text = (qdir / "queue.yaml").read_text()
     (doc,) = [d for d in __import__("yaml").safe_load_all(text) if d]
-    assert doc == {"Name": "a", "opt": {"m": 2}, "note": "aa", "INDEX": 0, "REP": 0, "RND_IDX": doc["RND_IDX"]}
+    assert doc == {"Name": "a", "opt": {"m": 2}, "note": "aa", "INDEX": 0, "REP": 0, "GLOBAL_REP": 0,
+                   "RND_IDX": doc["RND_IDX"]}
 
 
 def test_taking_rewrites_only_the_first_document(qdir, write):

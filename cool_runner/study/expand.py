@@ -1,18 +1,22 @@
-"""Expansion: definitions merged with the defaults, copied by `Repeat`, and their `parse` values resolved."""
+"""Expansion: definitions merged with the defaults, copied by `Grid` and `Repeat`, and their `parse` values resolved."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
-from ..errors import ConfigError, EvalFailure, ExpressionError
-from ..keys import ABSENT, ADDED_KEYS, SKIP, host_name, lookup, walk
+from ..errors import ConfigError, CycleError, EvalFailure, ExpressionError
+from ..keys import ABSENT, SKIP, host_name, lookup, walk
 from .after import dependencies
-from .expressions import PARSE, SOLVE, Compiler, Scope, evaluate
+from .expressions import Compiler
+from .grid import GRID, points
+from .identity import IDENTITY, digest, identity
 from .load import StudyFile
 from .mapping import Exp, History
+from .resolve import Pending, Resolution
 
 
 @dataclass
@@ -26,6 +30,9 @@ class Experiment:
     ticket: str | None = None
     #: Indices of the experiments it waits for (what its `parse` values read through `E`, and `After`).
     after: list[int] = field(default_factory=list)
+    file: str | None = None
+    #: The definition (one copy of it) before merging and parsing, for its IDENTITY.
+    definition: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> Any:
@@ -34,6 +41,24 @@ class Experiment:
     @property
     def skipped(self) -> bool:
         return self.values.get("Name") == SKIP
+
+
+class Variant(NamedTuple):
+    """One copy of a definition: a Grid point (or the definition itself) and a Repeat index."""
+
+    definition: Mapping[str, Any]
+    rep: int
+    rnd_idx: Any
+    grid: dict[str, Any] | None = None
+
+    def document(self) -> dict[str, Any]:
+        """The copy as a definition that is not copied again (for a queue file)."""
+        doc = dict(self.definition)
+        if self.grid is not None:
+            doc["GRID"] = self.grid
+        doc["REP"] = self.rep
+        doc["RND_IDX"] = self.rnd_idx
+        return doc
 
 
 def merge(experiment: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,14 +81,6 @@ def line_of(doc: Any, path: Sequence[Any]) -> int | None:
     return line
 
 
-def _pending_at(levels: Sequence[Mapping[str, Any]], path: Sequence[Any], name: str) -> int | None:
-    """The depth of the deepest level where `name` is a key still to resolve (the key being resolved excluded)."""
-    for depth in range(len(levels) - 1, -1, -1):
-        if name in levels[depth] and not (depth == len(path) - 1 and path[-1] == name):
-            return depth
-    return None
-
-
 class Expander:
     """Resolves definitions into experiments; one instance per run, so the compile cache is shared."""
 
@@ -77,23 +94,50 @@ class Expander:
         return self.rng.randint(100000, 999999)
 
     def expand(self) -> list[Experiment]:
-        """Every experiment of the file in run order: global repeats 1,2,1,2, Repeat copies 1,1,2,2."""
+        """Every experiment of the file in run order: global repeats 1,2,1,2; per definition its Grid points in
+        order, each point's Repeat copies together (point 1 copy 1, point 1 copy 2, point 2 copy 1, ...)."""
         return list(self.iter_expand())
 
     def iter_expand(self) -> Iterator[Experiment]:
         index = 0
-        for _ in range(self.study.settings["repeat"]):
+        gridded = GRID in self.study.defaults
+        for global_rep in range(self.study.settings["repeat"]):
             history = History()
             for definition in self.study.definitions:
-                copies = self.copies(definition)
-                rnd_idx = definition.get("RND_IDX", self.study.defaults.get("RND_IDX"))
-                if rnd_idx is None:
-                    rnd_idx = self.new_rnd_idx()
-                for rep in range(copies):
-                    experiment = self.resolve(definition, history, index, rep=rep, rnd_idx=rnd_idx)
+                if gridded or GRID in definition:
+                    copies = self.variants(definition)
+                else:  # the common case, without the Variant objects
+                    count, rnd_idx = self.copies(definition), self.rnd_idx(definition)
+                    copies = [(definition, rep, rnd_idx, None) for rep in range(count)]  # type: ignore[misc]
+                for copy, rep, rnd_idx, grid in copies:
+                    experiment = self.resolve(copy, history, index, rep=rep, rnd_idx=rnd_idx, global_rep=global_rep,
+                                              grid=grid)
                     history.append(experiment.values)
                     yield experiment
                     index += 1
+
+    def variants(self, definition: Mapping[str, Any], line: int | None = None) -> list[Variant]:
+        """The copies of one definition, before parsing: its Grid points, and `Repeat` copies of each."""
+        line = line or getattr(definition, "line", None)
+        out = []
+        for point in points(definition, self.grid(definition), self.study.path, line):
+            copies, rnd_idx = self.copies(point.definition, line), self.rnd_idx(point.definition)
+            out += [Variant(point.definition, rep, rnd_idx, point.values) for rep in range(copies)]
+        return out
+
+    def rnd_idx(self, definition: Mapping[str, Any]) -> Any:
+        """The RND_IDX the copies of a definition share: the one written, else a new one."""
+        rnd_idx = definition.get("RND_IDX", self.study.defaults.get("RND_IDX"))
+        return self.new_rnd_idx() if rnd_idx is None else rnd_idx
+
+    def grid(self, definition: Mapping[str, Any]) -> Any:
+        """The Grid that applies: the definition's merged over the default config's; `Grid: null` turns it off."""
+        own, base = definition.get(GRID), self.study.defaults.get(GRID)
+        if GRID not in definition:
+            return base
+        if isinstance(own, dict) and isinstance(base, dict):
+            return merge(own, base)
+        return own
 
     def copies(self, definition: Mapping[str, Any], line: int | None = None) -> int:
         """How many copies `Repeat` asks for (the definition's, else the default config's; 0 runs none)."""
@@ -106,26 +150,55 @@ class Expander:
         return value
 
     def resolve(self, definition: Mapping[str, Any], history: History, index: int, *, rep: int = 0,
-                rnd_idx: Any = None) -> Experiment:
-        """Merge one definition with the defaults and resolve its `parse` values top to bottom."""
-        merged = merge(definition, self.study.defaults)
-        runner = {"INDEX": index, "REP": rep, "RND_IDX": merged.get("RND_IDX", rnd_idx), "HOST": self.host}
-        if runner["RND_IDX"] is None:
-            runner["RND_IDX"] = self.new_rnd_idx()
-        experiment = Experiment(values=Exp(), index=index, line=getattr(definition, "line", None))
-        resolver = _Resolution(self, definition, experiment, history, runner)
+                rnd_idx: Any = None, global_rep: int = 0, grid: Mapping[str, Any] | None = None) -> Experiment:
+        """Merge one copy of a definition with the defaults and resolve its `parse` values, each when needed."""
+        defaults = self.study.defaults
+        rnd_idx = definition.get("RND_IDX", defaults.get("RND_IDX", rnd_idx))
+        if rnd_idx is None:
+            rnd_idx = self.new_rnd_idx()
+        runner = {"INDEX": index, "REP": rep, "GLOBAL_REP": global_rep, "RND_IDX": rnd_idx, "HOST": self.host}
+        if grid is not None:
+            runner = {"INDEX": index, "GRID": Exp.wrap(grid), **runner}
+        experiment = Experiment(values=Exp(), index=index, line=getattr(definition, "line", None),
+                                file=self.study.path, definition=definition)
+        resolution = Resolution(self.compiler, history, runner, experiment.solves,
+                                partial(self.error, definition, experiment))
         history.take_reads()  # forget reads of an earlier resolution that failed
-        resolver.mapping(merged, experiment.values, ())
-        for key in ADDED_KEYS:
-            if key not in experiment.values:
-                experiment.values[key] = runner[key]
-        experiment.values["INDEX"] = index
-        after = dependencies(experiment.values, index, history.take_reads(), history.items(), file=self.study.path,
+        experiment.values = resolution.build(definition, defaults, leave=GRID)
+        resolution.resolve_all()
+        values = experiment.values
+        for key, value in runner.items():
+            if key not in values:
+                values[key] = value
+        values["INDEX"] = index
+        after = dependencies(values, index, history.take_reads(), history.items(), file=self.study.path,
                              line=line_of(definition, ["After"]) or experiment.line)
         if after is not None:
-            experiment.values["After"] = experiment.after = after
+            values["After"] = experiment.after = after
         self.check(experiment, definition)
         return experiment
+
+    def identify(self, experiments: Iterable[Experiment]) -> None:
+        """Give each experiment its IDENTITY (see identity.py), in file order; one that has one keeps it.
+
+        Pass every experiment of the file, in order, before picking some: identical definitions are told apart
+        by how many came before them.
+        """
+        seen: dict[tuple[Any, str], int] = {}
+        known: dict[tuple[int, Any], tuple[str, int]] = {}
+        for experiment in experiments:
+            values, source = experiment.values, experiment.definition
+            if IDENTITY in values or source is None:
+                continue
+            global_rep = values.get("GLOBAL_REP", 0)
+            mark = (id(source), global_rep)  # Repeat copies share their definition
+            if mark not in known:
+                text = digest(merge(source, self.study.defaults))
+                occurrence = seen.get((global_rep, text), 0)
+                seen[global_rep, text] = occurrence + 1
+                known[mark] = (text, occurrence)
+            text, occurrence = known[mark]
+            values[IDENTITY] = identity(text, occurrence, values.get("REP", 0), global_rep)
 
     def check(self, experiment: Experiment, definition: Mapping[str, Any]) -> None:
         """Runner keys that must be present and well-formed before anything runs."""
@@ -146,72 +219,23 @@ class Expander:
                               line=line_of(definition, ["Timeout"]) or experiment.line, experiment=experiment.index,
                               name=experiment.name, key=("Timeout",), hint="e.g. Timeout: 3600, or null for none")
 
+    def error(self, definition: Mapping[str, Any], experiment: Experiment, values: Exp, pending: Pending,
+              exc: EvalFailure | None, cycle: Sequence[Pending]) -> ExpressionError:
+        """The error for a `parse` value that failed, or for a cycle of values that need each other."""
+        study = self.study
+        name = values.get("Name")
+        where = {"file": study.path, "experiment": experiment.index, "key": pending.path,
+                 "name": None if isinstance(name, Pending) else name,
+                 "line": self.line(definition, pending.path)}
+        if exc is None:
+            return CycleError(pending.source.strip(), [item.path for item in cycle],
+                              [self.line(definition, item.path) for item in cycle], **where)  # type: ignore[arg-type]
+        return ExpressionError.failed("parse", pending.source, exc, **where)
 
-class _Resolution:
-    """The state of resolving one experiment: its definition (for error messages) and where it is."""
-
-    def __init__(self, expander: Expander, definition: Mapping[str, Any], experiment: Experiment,
-                 history: History, runner: Mapping[str, Any]) -> None:
-        self.expander = expander
-        self.definition = definition
-        self.experiment = experiment
-        self.history = history
-        self.raw_levels: list[Mapping[str, Any]] = []
-        # INDEX, REP, RND_IDX and HOST are visible from the first key on, below every level of the experiment.
-        self.layers: list[Mapping[str, Any]] = [runner]
-
-    def mapping(self, raw: Mapping[str, Any], out: Exp, path: tuple[Any, ...]) -> Exp:
-        self.layers.append(out)
-        self.raw_levels.append(raw)
-        try:
-            for key, value in raw.items():
-                out[key] = self.value(value, (*path, key))
-        finally:
-            self.layers.pop()
-            self.raw_levels.pop()
-        return out
-
-    def value(self, value: Any, path: tuple[Any, ...]) -> Any:
-        if isinstance(value, str):
-            if value.startswith(PARSE):
-                return self.parse(value[len(PARSE):], path)
-            if value.startswith(SOLVE):
-                self.experiment.solves.append(path)
-            return value
-        if isinstance(value, dict):
-            return self.mapping(value, Exp(), path)
-        if isinstance(value, list):
-            return [self.value(item, (*path, i)) for i, item in enumerate(value)]
-        return value
-
-    def parse(self, source: str, path: tuple[Any, ...]) -> Any:
-        try:
-            code = self.expander.compiler.compile(source)
-            return evaluate(code, Scope(self.layers, self.history), lambda name: self.explain(name, path))
-        except EvalFailure as exc:
-            raise self.error("parse", source, exc, path) from exc
-
-    def explain(self, name: str, path: tuple[Any, ...]) -> str | None:
-        """Why `name` is not known yet, and what to do about it."""
-        depth = _pending_at(self.raw_levels, path, name)
-        if depth is None:
-            return None
-        node: Any = self.definition
-        for part in path[:depth]:
-            node = node.get(part) if isinstance(node, Mapping) else None
-        in_experiment = isinstance(node, Mapping) and name in node
-        if in_experiment:
-            return f"{name} is defined further down; keys resolve top to bottom, so move {name} above this key"
-        return (f"{name} is only set in the default config, which is resolved after the experiment's own keys; "
-                f"redefine {name} in this experiment")
-
-    def error(self, kind: str, source: str, exc: EvalFailure, path: tuple[Any, ...]) -> ExpressionError:
-        study = self.expander.study
-        in_defaults = not _has_path(self.definition, path) and _has_path(study.defaults, path)
-        line = line_of(study.defaults if in_defaults else self.definition, path)
-        name = self.experiment.values.get("Name", self.definition.get("Name", study.defaults.get("Name")))
-        return ExpressionError.failed(kind, source, exc, file=study.path, line=line,
-                                      experiment=self.experiment.index, name=name, key=path)
+    def line(self, definition: Mapping[str, Any], path: Sequence[Any]) -> int | None:
+        """The line a key path was written on: in the definition, else in the default config."""
+        in_defaults = not _has_path(definition, path) and _has_path(self.study.defaults, path)
+        return line_of(self.study.defaults if in_defaults else definition, path)
 
 
 def _has_path(doc: Any, path: Sequence[Any]) -> bool:

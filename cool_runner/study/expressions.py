@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any, Callable
 
-from ..errors import EvalFailure
+from ..errors import CoolRunnerError, EvalFailure
 from .mapping import History, thaw
 
 PARSE = "parse "
@@ -71,6 +71,8 @@ def evaluate(code: CodeType, scope: Scope, explain_name: Callable[[str], str | N
     """Evaluate compiled code; a failure becomes EvalFailure, with advice for names not yet resolved."""
     try:
         return thaw(eval(code, scope))
+    except CoolRunnerError:
+        raise  # a key this expression needed failed on its own: that error names the key
     except NameError as exc:
         name = getattr(exc, "name", None)
         hint = explain_name(name) if name else None

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 
-def _missing(mapping: Mapping[Any, Any], name: str) -> AttributeError:
+def missing_key(mapping: Mapping[Any, Any], name: str) -> AttributeError:
     keys = ", ".join(str(k) for k in list(mapping)[:12])
     return AttributeError(f"no key {name!r} (keys: {keys})")
 
@@ -22,7 +22,7 @@ class Exp(dict):
         try:
             return self[name]
         except KeyError:
-            raise _missing(self, name) from None
+            raise missing_key(self, name) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value
@@ -31,7 +31,7 @@ class Exp(dict):
         try:
             del self[name]
         except KeyError:
-            raise _missing(self, name) from None
+            raise missing_key(self, name) from None
 
     @classmethod
     def wrap(cls, value: Any) -> Any:
@@ -118,7 +118,16 @@ class TrackedExp(Exp):
                 value._collect_unread(found, ignore, top=False)
 
 
-class FrozenView(Mapping):
+class View(Mapping):
+    """A mapping seen by an expression without copying it; `thaw` makes a value the expression can keep."""
+
+    __slots__ = ()
+
+    def thaw(self) -> Any:
+        raise NotImplementedError
+
+
+class FrozenView(View):
     """A read-only view of an experiment for `E`: attribute and item access, no copying."""
 
     __slots__ = ("_data",)
@@ -143,7 +152,7 @@ class FrozenView(Mapping):
         try:
             return FrozenView.of(self._data[name])
         except KeyError:
-            raise _missing(self._data, name) from None
+            raise missing_key(self._data, name) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise TypeError("E is read-only: earlier experiments cannot be changed from a parse expression")
@@ -162,12 +171,29 @@ class FrozenView(Mapping):
         return Exp.wrap(self._data)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def thaw(value: Any) -> Any:
-    """Make a value taken from `E` (a view, or a tuple of views) owned by the current experiment."""
-    if isinstance(value, FrozenView):
+    """Make an expression's result owned by the current experiment: views become data, deep inside too.
+
+    Containers that hold no view are returned as they are (a tuple stays a tuple); one that does is rebuilt.
+    """
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if isinstance(value, View):
         return value.thaw()
-    if isinstance(value, tuple) and any(isinstance(item, FrozenView) for item in value):
-        return [thaw(item) for item in value]
+    if kind is list or kind is tuple:
+        items = [thaw(item) for item in value]
+        if all(new is old for new, old in zip(items, value)):
+            return value
+        return items
+    if isinstance(value, dict):
+        pairs = {key: thaw(item) for key, item in value.items()}
+        if all(pairs[key] is item for key, item in value.items()):
+            return value
+        return Exp(pairs) if isinstance(value, Exp) else pairs
     return value
 
 
