@@ -37,7 +37,8 @@ def difference(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, An
 
 
 class Completer:
-    """Turns queue documents into experiments for one worker: defaults, REP, RND_IDX, HOST and `parse`.
+    """Turns queue documents into experiments for one worker: defaults, Grid and Repeat copies, REP, RND_IDX,
+    HOST, IDENTITY and `parse`.
 
     `E` is every experiment taken from the queue so far, by any worker, read incrementally from the
     append-only `.taken` file.
@@ -54,27 +55,31 @@ class Completer:
         self.next_index = 0
 
     def complete(self, doc: Any, cut: Cut, state: State) -> Experiment | None:
-        """The experiment a document stands for; None for `Repeat: 0`, which asks for no copies."""
+        """The experiment a document stands for; None for `Repeat: 0`, which asks for no copies.
+
+        A document that is not a copy yet (it has no REP) is expanded like a definition of the experiment file
+        (`Expander.variants`): the first copy is returned and the others go back to the front of the queue.
+        """
         line = cut.line + 1
         if not isinstance(doc, dict):
             raise ConfigError(f"a queue document must be a mapping, not a {type(doc).__name__}",
                               file=str(self.queue_path), line=line)
         expander = self._expander(state)
         self._catch_up()
-        if "REP" not in doc:
-            copies = expander.copies(doc, line)
-            if copies == 0:
+        if "REP" not in doc:  # not a copy yet: Grid points and Repeat copies, as for the experiment file
+            copies = expander.variants(doc, line)
+            if not copies:
                 return None
-            if copies > 1:
-                rnd_idx = doc.get("RND_IDX") or expander.new_rnd_idx()
-                extra = [{**doc, "REP": rep, "RND_IDX": rnd_idx} for rep in range(1, copies)]
-                cut.extra = dump_all(extra).encode("utf-8")
-                doc = {**doc, "REP": 0, "RND_IDX": rnd_idx}
+            if len(copies) > 1:
+                cut.extra = dump_all([copy.document() for copy in copies[1:]]).encode("utf-8")
+            doc = copies[0].document()
         # Documents from an experiment file keep their INDEX; documents added by hand are numbered after them.
         index = doc.get("INDEX")
         if isinstance(index, bool) or not isinstance(index, int):
             index = max(self.next_index, state.counts.get(TAKEN, 0))
-        experiment = expander.resolve(doc, self.history, index, rep=doc.get("REP", 0), rnd_idx=doc.get("RND_IDX"))
+        experiment = expander.resolve(doc, self.history, index, rep=doc.get("REP", 0), rnd_idx=doc.get("RND_IDX"),
+                                      global_rep=doc.get("GLOBAL_REP", 0))
+        expander.identify([experiment])
         experiment.values["HOST"] = self.host
         experiment.line = line
         return experiment

@@ -119,8 +119,9 @@ class Expander:
     def variants(self, definition: Mapping[str, Any], line: int | None = None) -> list[Variant]:
         """The copies of one definition, before parsing: its Grid points, and `Repeat` copies of each."""
         line = line or getattr(definition, "line", None)
+        doc = definition if GRID in definition else self.study.defaults
         out = []
-        for point in points(definition, self.grid(definition), self.study.path, line):
+        for point in points(definition, self.grid(definition), self.study.path, line_of(doc, [GRID]) or line):
             copies, rnd_idx = self.copies(point.definition, line), self.rnd_idx(point.definition)
             out += [Variant(point.definition, rep, rnd_idx, point.values) for rep in range(copies)]
         return out

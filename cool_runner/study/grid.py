@@ -38,16 +38,17 @@ class Point:
 def axes(grid: Any, file: str | None, line: int | None) -> list[Axis]:
     """The axes of a Grid mapping, checked: key paths to non-empty lists; nested mappings are paths too."""
 
-    def fail(what: str, node: Any = None, key: Any = None, hint: str | None = None) -> ConfigError:
+    def fail(what: str, node: Any = None, key: Any = None, label: str | None = None,
+             hint: str | None = None) -> ConfigError:
         where = getattr(node, "lines", {}).get(key) if node is not None else None
-        path = (GRID,) if key is None else (GRID, key)
+        path = (GRID,) if label is None else (GRID, label)
         return ConfigError(what, file=file, line=where or line, key=path, hint=hint)
 
     example = "e.g. Grid: {lr: [0.1, 0.01], optimizer.momentum: [0, 0.9]}"
     if isinstance(grid, str) and grid.startswith(PARSE):
-        raise fail("Grid cannot be a parse expression", hint="Grid is read before parsing; write the lists out")
+        raise fail("cannot be a parse expression", hint="Grid is read before parsing; write the lists out")
     if not isinstance(grid, dict):
-        raise fail(f"Grid must map key paths to lists of values, not {grid!r}", hint=example)
+        raise fail(f"must map key paths to lists of values, not {grid!r}", hint=example)
     found: list[Axis] = []
 
     def visit(node: Mapping[Any, Any], prefix: tuple[Any, ...]) -> None:
@@ -56,18 +57,17 @@ def axes(grid: Any, file: str | None, line: int | None) -> list[Axis]:
             path = (*prefix, *parts)
             label = ".".join(str(part) for part in path)
             if any(part == "" for part in parts):
-                raise fail(f"Grid: {label!r} is not a key path", node, key, "write dotted keys such as optimizer.lr")
+                raise fail(f"{label!r} is not a key path", node, key, label, "write dotted keys such as optimizer.lr")
             if isinstance(values, dict):
                 visit(values, path)
                 continue
             if not isinstance(values, list):
-                raise fail(f"Grid {label}: give a list of values, not {values!r}", node, key,
-                           f"e.g. {label}: [{values!r}]")
+                raise fail(f"give a list of values, not {values!r}", node, key, label, f"e.g. {label}: [{values!r}]")
             if not values:
-                raise fail(f"Grid {label}: the list is empty, so this definition would run nothing", node, key,
+                raise fail("the list is empty, so this definition would run nothing", node, key, label,
                            "give at least one value, or remove the key")
             if path[0] in _UNSETTABLE:
-                raise fail(f"Grid cannot set {label}", node, key, f"{path[0]} is read before the Grid")
+                raise fail(f"cannot set {label}", node, key, label, f"{path[0]} is read before the Grid")
             found.append(Axis(label, path, values))
 
     visit(grid, ())
@@ -130,7 +130,7 @@ def _with_value(node: Mapping[Any, Any], path: tuple[Any, ...], value: Any, file
     if child is None and head not in node:
         child = {}
     if not isinstance(child, dict):
-        raise ConfigError(f"Grid {label}: {head} is {child!r} in this experiment, not a mapping", file=file,
-                          line=line, key=(GRID, label), hint=f"remove {head} from the experiment or the Grid key")
+        raise ConfigError(f"{head} is {child!r} in this experiment, not a mapping", file=file, line=line,
+                          key=(GRID, label), hint=f"remove {head} from the experiment or this Grid key")
     copy[head] = _with_value(child, rest, value, file, line, label)
     return copy
