@@ -14,7 +14,7 @@ from typing import Any, Callable
 from urllib.error import URLError
 
 from ..errors import ConfigError
-from ..keys import ADDED_KEYS, RESULT_KEYS, Status
+from ..keys import RUNNER_KEYS, Status
 from ..study.mapping import FrozenView
 from .runner import Listener, Outcome, Summary
 
@@ -22,7 +22,7 @@ log = logging.getLogger("cool_runner")
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 SETTINGS = ("channel_short", "channel_final", "say", "base_url", "token_env", "token", "timeout")
-SKIP_IN_LINE = frozenset(RESULT_KEYS) | frozenset(ADDED_KEYS)
+SKIP_IN_LINE = RUNNER_KEYS
 
 
 @dataclass

@@ -9,23 +9,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..files import append_locked
-from ..keys import ABSENT, RESULT_KEYS, format_key
-from ..yamlio import dump, to_plain
+from ..keys import ABSENT, METADATA_KEYS, RESULT_KEYS, RUNNER_KEYS, format_key
+from ..yamlio import Emitter, dump, to_plain
 
 
 def build_record(values: Mapping[str, Any], recipes: Mapping[tuple[Any, ...], str], *, status: str,
                  elapsed: float, error: str | None = None, traceback_text: str | None = None,
-                 place: Mapping[str, Any] | None = None, changes: Sequence[Change] = ()) -> dict[str, Any]:
+                 place: Mapping[str, Any] | None = None, changes: Sequence[Change] = (),
+                 metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The log record: the experiment as the module left it, `solve` recipes as text, and the run's facts.
 
-    `changes` are the configured values the module changed (kept under CONFIGURED); `place` holds where it ran
-    (SLOT, GPU, OUTPUT). Both are written before the timing and status.
+    `metadata` (what ran: times, git, versions) comes first, a key the module set itself winning; then
+    `changes`, the configured values the module changed (kept under CONFIGURED), and `place`, where it ran
+    (SLOT, GPU, OUTPUT); then the timing and status.
     """
     for path, recipe in recipes.items():
         values = _restore(values, path, recipe)  # before converting: the solved objects are not data
     record = to_plain(values)
     for key in RESULT_KEYS:
         record.pop(key, None)
+    for key, value in (metadata or {}).items():
+        record.setdefault(key, value)
     if changes:
         configured: dict[Any, Any] = {}
         for change in changes:
@@ -144,16 +148,37 @@ def _short(value: Any) -> str:
     return text if 0 < len(text) <= 40 and "\n" not in text else f"<{type(value).__name__}>"
 
 
+#: Keys written by the fast emitter: plain data the runner makes (see render_record).
+_FAST = frozenset(METADATA_KEYS) | {"TIME_ELAPSED", "STATUS"}
+
+
+def render_record(record: Mapping[str, Any]) -> str:
+    """A record as one YAML document. The metadata keys and the run's time and status (plain data the runner
+    makes) are written by the fast emitter: through PyYAML's representer they would cost more than all the
+    rest of the record."""
+    parts, group, emitter = ["---\n"], {}, Emitter()
+    fast = False
+    for key, value in record.items():
+        if (key in _FAST) != fast and group:
+            parts.append(emitter.dump(group) if fast else dump(group))
+            group = {}
+        fast = key in _FAST
+        group[key] = value
+    if group:
+        parts.append(emitter.dump(group) if fast else dump(group))
+    return "".join(parts)
+
+
 def append_record(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
     """Append one record as a YAML document, in a single write under the log's lock."""
-    append_locked(path, dump(dict(record), explicit_start=True))
+    append_locked(path, render_record(record))
 
 
 def describe_results(record: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
     """`ACC=0.93 LOSS=0.2`: the keys the module added, short values only."""
     parts = []
     for key, value in record.items():
-        if key in inputs or key in RESULT_KEYS:
+        if key in inputs or key in RUNNER_KEYS:
             continue
         if isinstance(value, float):
             parts.append(f"{key}={value:.4g}")

@@ -17,6 +17,7 @@ from ..study.expand import Experiment
 from ..study.expressions import Compiler
 from ..study.mapping import TrackedExp
 from .importing import importable, load_module
+from .metadata import Metadata, now
 from .records import append_record, build_record, changed_values, describe_paths, describe_results
 from .solve import recipes_of, solve_all
 
@@ -119,8 +120,9 @@ class Runner:
 
     def __init__(self, console: Console, *, paths: Sequence[str] = (), fail_fast: bool = False,
                  grace: float = 2.0, listeners: Sequence[Listener] = (),
-                 stamp: Mapping[str, Any] | None = None) -> None:
+                 stamp: Mapping[str, Any] | None = None, metadata: bool = True) -> None:
         self.console = console
+        self.metadata = Metadata() if metadata else None
         self.paths = list(paths)
         self.fail_fast = fail_fast
         self.grace = grace
@@ -196,6 +198,7 @@ class Runner:
         exp = TrackedExp.track(values)
         recipes = recipes_of(experiment)
         status, error, trace, elapsed = Status.DONE, None, None, 0.0
+        start = now() if self.metadata else ""
         try:
             main = self.main_of(values["Module"])
             solve_all(experiment, exp, recipes, self.compiler)
@@ -217,9 +220,11 @@ class Runner:
             error = str(exc) if isinstance(exc, CoolRunnerError) else f"{type(exc).__name__}: {exc}"
         unread = exp.unread(is_runner_key) if status == Status.DONE else []
         changes = changed_values(values, exp, recipes)
+        facts = (self.metadata.fields(values, file=experiment.file, line=experiment.line, start=start, end=now())
+                 if self.metadata else None)
         with interrupts_deferred():
             record = build_record(exp, recipes, status=status, elapsed=elapsed, error=error, traceback_text=trace,
-                                  changes=changes)
+                                  changes=changes, metadata=facts)
             append_record(values["YamlLog"], record)
             source.finish(experiment, status)
         self.report(label, name, status, elapsed, record, values, error, unread, [c.describe() for c in changes])

@@ -11,7 +11,8 @@ from ..keys import format_key
 from ..yamlio import LineDict, load_located, load_scalar
 
 GLOBAL_KEYS = {"repeat": 1, "queue": None, "slack": False, "slack_config": {}, "workers": None, "gpus": None,
-               "per_gpu": None, "isolate": False, "runs_dir": "runs", "launcher": "local", "slurm": None}
+               "per_gpu": None, "isolate": False, "runs_dir": "runs", "launcher": "local", "slurm": None,
+               "metadata": True}
 LAUNCHERS = ("local", "slurm")
 
 
@@ -108,10 +109,11 @@ def read_settings(raw: Any, path: str, defaults: Mapping[str, Any]) -> dict[str,
                           hint="e.g. queue: queue.yaml; null keeps the experiments in memory")
     if settings["slack"] is None:
         settings["slack"] = False
-    if not isinstance(settings["slack"], bool):
-        # Anything but a real boolean (`maybe`, "false", 1) is almost surely a slip: never guess it means on.
-        raise ConfigError(f"must be true or false, not {_describe(settings['slack'])}", file=path,
-                          key=("Global", "slack"), line=lines.get("slack"), hint="write true or false, without quotes")
+    for key in ("slack", "metadata"):
+        if not isinstance(settings[key], bool):
+            # Anything but a real boolean (`maybe`, "false", 1) is almost surely a slip: never guess what it means.
+            raise ConfigError(f"must be true or false, not {_describe(settings[key])}", file=path,
+                              key=("Global", key), line=lines.get(key), hint="write true or false, without quotes")
     if settings["slack_config"] is None:
         settings["slack_config"] = {}
     if not isinstance(settings["slack_config"], dict):
