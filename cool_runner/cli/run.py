@@ -53,6 +53,11 @@ def run_parser() -> argparse.ArgumentParser:
                         help="run only these indices of the expanded list, e.g. 0,1,3 or 0 1 3")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed experiment")
     parser.add_argument("--seed", type=int, default=None, help="seed for the RND_IDX values (default: random)")
+    parser.add_argument("--skip-done", action="store_true",
+                        help="leave out experiments whose definition already has a done record in its YamlLog")
+    parser.add_argument("--retry", metavar="LOG",
+                        help="run again the experiments whose latest record in LOG is failed or interrupted "
+                             "(or has a --status you give), appending to LOG; the experiment file is not read")
     slots = parser.add_argument_group("slots", "experiments run in worker processes, N at a time "
                                                "(defaults from Global.workers, gpus, per_gpu, isolate)")
     slots.add_argument("--workers", type=positive, metavar="N",
@@ -72,7 +77,9 @@ def run_parser() -> argparse.ArgumentParser:
                       help="work on the existing queue without reading the experiment file; also puts back the "
                            "experiments of workers that died")
     mode.add_argument("--fresh", action="store_true", help="replace the pending experiments of an existing queue")
-    mode.add_argument("--status", action="store_true", help="print the queue's pending, running and finished counts")
+    mode.add_argument("--status", nargs="?", const=True, metavar="STATUSES",
+                      help="print the queue's pending, running and finished counts; with --retry, the statuses "
+                           "to run again, e.g. failed,interrupted")
     mode.add_argument("--add", metavar="YAML", help="append the documents of this file to the queue and exit")
     mode.add_argument("--cancel", action="store_true", help="cancel the study's Slurm jobs still pending or running")
     cluster = parser.add_argument_group("cluster", "submit the study to Slurm instead of running it here")
@@ -152,12 +159,22 @@ def run_command(argv: list[str], console: Console) -> int:
     parser = run_parser()
     args, overrides, forwarded = split_arguments(argv, parser)
     # Imported only now, so that --help and a bad option answer at once.
-    from ..run.session import RunOptions, add_to_queue, queue_of, resume_queue, run_study, status_lines
+    from ..run.session import RunOptions, add_to_queue, queue_of, resume_queue, retry_study, run_study, status_lines
 
     options = RunOptions(overrides=overrides, pick=parse_pick(args.pick), dry=args.dry, seed=args.seed,
                          fail_fast=args.fail_fast, queue=args.queue, fresh=args.fresh, argv=forwarded,
                          workers=args.workers, gpus=args.gpus, per_gpu=args.per_gpu, isolate=args.isolate,
-                         in_process=args.in_process, launcher=args.launcher)
+                         in_process=args.in_process, launcher=args.launcher, skip_done=args.skip_done)
+    if isinstance(args.status, str) and not args.retry:
+        raise UsageError("a list of statuses only goes with --retry", option="--status",
+                         hint="--status alone shows a queue's state")
+    if args.retry:
+        if args.resume or args.add or args.fresh or args.status is True:
+            raise UsageError("--retry does not go with --resume, --fresh, --add or a bare --status",
+                             option="--retry", hint="e.g. --retry logs/log.yaml --status failed,interrupted")
+        if isinstance(args.status, str):
+            options.retry_status = args.status.replace(",", " ").split()
+        return retry_study(args.retry, options, console)
     if args.cancel or (args.status and not args.queue):
         from ..run.launch import slurm_folder
 

@@ -18,7 +18,7 @@ from ..errors import Terminated, UsageError
 from ..keys import host_name
 from ..study.expand import Expander, Experiment
 from ..study.load import load_study, require_experiments
-from ..yamlio import dump, to_plain
+from ..yamlio import Emitter
 from .deps import dependency_lines
 from .importing import find_module, importable, search_paths
 
@@ -53,6 +53,10 @@ class RunOptions:
     isolate: bool | None = None
     #: Run experiments inside this process, one after another, as before the engine (for debuggers).
     in_process: bool = False
+    #: Leave out experiments whose definition already has a `done` record in its YamlLog (--skip-done).
+    skip_done: bool = False
+    #: With `retry_study`: the statuses whose experiments run again (--retry LOG --status ...).
+    retry_status: Sequence[str] = ("failed", "interrupted")
 
 
 def select(experiments: list[Experiment], picked: Sequence[int] | None) -> list[Experiment]:
@@ -94,14 +98,26 @@ def run_study(path: str, options: RunOptions | None = None, console: Console | N
     study = load_study(path, options.overrides)
     require_experiments(study)
     expander = Expander(study, rng=random.Random(options.seed))
-    experiments = select(expander.expand(), options.pick)
+    experiments = expander.expand()
+    if options.skip_done or not options.dry:
+        expander.identify(experiments)  # before picking: identical definitions are counted in file order
+    experiments = select(experiments, options.pick)
     paths = search_paths(path)
-    if (options.launcher or study.settings["launcher"]) == "slurm":
+    slurm = (options.launcher or study.settings["launcher"]) == "slurm"
+    done: dict[int, str] = {}
+    if options.skip_done:
+        from .previous import done_in_logs
+
+        done = done_in_logs(experiments)
+    if options.dry and not slurm:
+        return dry_run(experiments, paths, console, done)
+    if done:
+        console.print(skipped_line(done, len(experiments)))
+        experiments = [experiment for experiment in experiments if experiment.index not in done]
+    if slurm:
         from .launch import submit_to_slurm
 
         return submit_to_slurm(study, experiments, paths, options, console)
-    if options.dry:
-        return dry_run(experiments, paths, console)
     from .runner import MemorySource  # not before: --dry needs none of the running machinery
 
     runner = make_runner(console, paths, options, study.settings, study.defaults, study.path)
@@ -116,6 +132,45 @@ def run_study(path: str, options: RunOptions | None = None, console: Console | N
             queue.fill(experiments, study, fresh=options.fresh)
             return serve_queue(runner, queue, options.argv, console)
         with module_argv(options.argv):
+            return runner.run(MemorySource(experiments)).exit_code
+    finally:
+        close = getattr(runner, "close", None)
+        if close is not None:
+            close()
+
+
+def skipped_line(done: dict[int, str], total: int) -> str:
+    """`--skip-done: 3 of 5 experiment(s) already done in logs/a.yaml ...`."""
+    logs = ", ".join(sorted(set(done.values())))
+    return (f"--skip-done: {len(done)} of {total} experiment(s) already have a done record in {logs} "
+            "(same definition, REP and GLOBAL_REP); they are not run again")
+
+
+def retry_study(log: str, options: RunOptions | None = None, console: Console | None = None) -> int:
+    """Run again the experiments whose latest record in `log` has one of `options.retry_status`; their new
+    records are appended to `log`. Returns the exit code."""
+    options = options or RunOptions()
+    console = console or Console()
+    if options.queue:
+        raise UsageError("--retry runs in memory, not through a queue", option="--retry",
+                         hint="leave out --queue")
+    from .previous import parse_statuses, to_retry
+    from .runner import MemorySource
+
+    statuses = parse_statuses(options.retry_status)
+    experiments = select(to_retry(log, statuses), options.pick)
+    if not experiments:
+        console.print(f"nothing to retry: no experiment's latest record in {log} is {' or '.join(statuses)}")
+        return 0
+    files = sorted({experiment.file for experiment in experiments if experiment.file})
+    paths = [path for file in [*files, log] for path in search_paths(file)]
+    if options.dry:
+        return dry_run(experiments, list(dict.fromkeys(paths)), console)
+    console.print(f"retrying {len(experiments)} experiment(s) from {log} ({', '.join(statuses)})")
+    runner = make_runner(console, list(dict.fromkeys(paths)), options, {}, {}, log)
+    try:
+        with module_argv(options.argv):
+            runner.preload(experiments)
             return runner.run(MemorySource(experiments)).exit_code
     finally:
         close = getattr(runner, "close", None)
@@ -182,8 +237,10 @@ def make_runner(console: Console, paths: list[str], options: RunOptions, setting
         if slack is not None:
             listeners.append(SlackNotifier(slack, host=host_name(), desc=defaults.get("Desc"),
                                            warn=console.warn))
+    metadata = settings.get("metadata", True) is not False
     if options.in_process:
-        return Runner(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, stamp=options.stamp)
+        return Runner(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, stamp=options.stamp,
+                      metadata=metadata)
     from .engine import Engine  # only here: --in-process needs no worker processes
 
     return Engine(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, slots=slots,
@@ -210,23 +267,43 @@ def serve_queue(runner: Runner, queue: FileQueue, argv: Sequence[str], console: 
         queue.close()
 
 
-def dry_run(experiments: list[Experiment], paths: list[str], console: Console) -> int:
-    """Print every experiment as it would run; import nothing, solve nothing, write nothing."""
+def dry_run(experiments: list[Experiment], paths: list[str], console: Console,
+            done: dict[int, str] | None = None) -> int:
+    """Print every experiment as it would run; import nothing, solve nothing, write nothing.
+
+    `done` marks the experiments --skip-done leaves out. Output goes in large chunks through a small emitter
+    of our own: PyYAML's pure-Python representer would take several times as long as parsing the file.
+    """
+    done = done or {}
     with importable(paths):
         for module in sorted({e.values["Module"] for e in experiments if not e.skipped}):
             find_module(module)
+    emitter = Emitter()
+    chunk: list[str] = []
     for experiment in experiments:
         title = f"[{experiment.index}] {experiment.name if experiment.name is not None else '(unnamed)'}"
+        grid = experiment.values.get("GRID")
+        if isinstance(grid, dict):
+            title += "  Grid " + " ".join(f"{key}={value}" for key, value in grid.items())
         if experiment.skipped:
             title += " (skipped: Name is skip)"
+        elif experiment.index in done:
+            title += f" (skipped by --skip-done: done in {done[experiment.index]})"
         elif experiment.after:
             title += f"  (after {', '.join(str(index) for index in experiment.after)})"
-        console.print(console.paint(title, "bold"))
-        text = dump(to_plain(experiment.values))
-        console.print("".join(f"    {line}\n" for line in text.splitlines()).rstrip("\n"))
+        chunk.append(console.paint(title, "bold"))
+        chunk.append(emitter.dump(experiment.values, "    ").rstrip("\n"))
+        if len(chunk) >= 1000:
+            console.print("\n".join(chunk))
+            chunk = []
+    if chunk:
+        console.print("\n".join(chunk))
     for line in dependency_lines(experiments):
         console.print(line)
-    console.print(f"{len(experiments)} experiment(s); nothing was run (--dry)")
+    line = f"{len(experiments)} experiment(s); nothing was run (--dry)"
+    if done:
+        line += f"; --skip-done would leave out {len(done)}"
+    console.print(line)
     return 0
 
 
