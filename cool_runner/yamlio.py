@@ -209,8 +209,9 @@ _PLAIN = re.compile(r"[A-Za-z_][\w./+=-]*(?: [\w./+=-]+)*\Z")
 _WORDS = frozenset(
     word for base in ("yes", "no", "true", "false", "on", "off", "null") for word in (base, base.title(), base.upper())
 )
-# Characters YAML does not allow in a stream, even quoted: those are written as \u escapes.
-_UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Characters YAML does not allow in a stream, and those it reads as line breaks (NEL, LS, PS): a string with
+# any of them is written with \u escapes.
+_UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @functools.lru_cache(maxsize=4096)  # keys, names, paths and versions repeat in every experiment
