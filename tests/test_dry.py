@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from cool_runner.cli import run_main
+from cool_runner.emitter import Emitter
 from cool_runner.run.records import render_record
 from cool_runner.study.mapping import Exp
-from cool_runner.yamlio import Emitter, Loader, to_plain
+from cool_runner.yamlio import Loader, to_plain
 
 TRICKY = {
     "int": 3, "big": 2**70, "neg": -1, "float": 0.1, "tiny": 1e-5, "whole": 12.0, "inf": math.inf, "ninf": -math.inf,

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..emitter import Emitter
 from ..files import append_locked
 from ..keys import ABSENT, METADATA_KEYS, RESULT_KEYS, RUNNER_KEYS, format_key
-from ..yamlio import Emitter, dump, to_plain
+from ..yamlio import dump, to_plain
 
 
 def build_record(values: Mapping[str, Any], recipes: Mapping[tuple[Any, ...], str], *, status: str,

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..console import Console
+from ..emitter import Emitter
 from ..errors import Terminated, UsageError
 from ..keys import host_name
 from ..study.expand import Expander, Experiment
 from ..study.load import load_study, require_experiments
-from ..yamlio import Emitter
 from .deps import dependency_lines
 from .importing import find_module, importable, search_paths
 
