@@ -164,6 +164,8 @@ def test_retry_a_failed_and_an_interrupted_experiment(workdir, write, capsys):
                      "--status: 'crashed' is not a status a record can have", id="bad-status"),
         pytest.param(["--status", "failed"], "--status: a list of statuses only goes with --retry", id="no-retry"),
         pytest.param(["--retry", "log.yaml", "--resume"], "--retry does not go with --resume", id="resume"),
+        pytest.param(["--skip-done", "--resume", "--queue", "q.yaml"], "--skip-done applies when the experiment file",
+                     id="skip-done-resume"),
     ],
 )
 def test_retry_usage_errors(workdir, write, capsys, args, fragment):

@@ -165,6 +165,9 @@ def run_command(argv: list[str], console: Console) -> int:
                          fail_fast=args.fail_fast, queue=args.queue, fresh=args.fresh, argv=forwarded,
                          workers=args.workers, gpus=args.gpus, per_gpu=args.per_gpu, isolate=args.isolate,
                          in_process=args.in_process, launcher=args.launcher, skip_done=args.skip_done)
+    if args.skip_done and (args.resume or args.status or args.add or args.retry or args.cancel):
+        raise UsageError("--skip-done applies when the experiment file is expanded", option="--skip-done",
+                         hint="leave it out with --resume, --status, --add, --cancel and --retry")
     if isinstance(args.status, str) and not args.retry:
         raise UsageError("a list of statuses only goes with --retry", option="--status",
                          hint="--status alone shows a queue's state")
