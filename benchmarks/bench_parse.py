@@ -63,7 +63,8 @@ def main() -> None:
         Expander(load_study(str(path)), rng=random.Random(0)).expand()
         small_time = time.perf_counter() - start
     median = statistics.median(times)
-    print(f"load + parse {args.n:,} experiments (3 parse values each): median {median:.3f} s over {args.runs} runs")
+    print(f"load + parse {args.n:,} experiments (3 parse values each): median {median:.3f} s over {args.runs} runs "
+          f"(best {min(times):.3f} s: on a busy machine the best run is the one least slowed by others)")
     print(f"  per experiment: {median / args.n * 1e6:.1f} us; {small:,} experiments: {small_time:.3f} s "
           f"(x{median / small_time:.1f} time for x{args.n / small:.0f} experiments: linear)")
 

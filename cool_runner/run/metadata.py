@@ -2,7 +2,8 @@
 
 Everything that cannot change during a run is looked up once and kept: the git state of a repository (the
 code that runs is what was imported at the start), package versions (looked up again only when new modules
-were imported), the Python version. Per experiment only the clock is read, so the cost is a few microseconds.
+were imported), the Python version. That lookup runs in the background while the first experiment runs; per
+experiment only the clock is read, so the cost is a few microseconds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import site
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,22 @@ class Metadata:
         self.repositories: dict[str, GitState | None] = {}  # module -> its repository's state
         self.packages = Packages()
         self.files: dict[str, str] = {}
+        self.lookup: threading.Thread | None = None
+
+    def prefetch(self, modules: Iterable[str]) -> None:
+        """Look up the git state and package versions in the background, while the first experiment runs."""
+        names = list(modules)
+
+        def look() -> None:
+            try:
+                for name in names:
+                    self.git(name)
+                self.packages.current()
+            except Exception:  # metadata must never stop an experiment; fields() looks again
+                log.debug("metadata lookup failed", exc_info=True)
+
+        self.lookup = threading.Thread(target=look, name="cool-runner-metadata", daemon=True)
+        self.lookup.start()
 
     def git(self, module: str) -> GitState | None:
         """The state of the repository that holds a module's file, or None outside any repository."""
@@ -169,6 +187,9 @@ class Metadata:
     def fields(self, values: Mapping[str, Any], *, file: str | None, line: int | None, start: str,
                end: str) -> dict[str, Any]:
         """START, END, GIT, ARGV, PYTHON, PACKAGES, FILE and LINE for one finished experiment."""
+        if self.lookup is not None:  # the background lookup writes the same caches: let it finish first
+            self.lookup.join()
+            self.lookup = None
         state = self.git(str(values.get("Module")))
         return {
             "START": start,

@@ -143,6 +143,8 @@ class Runner:
         for experiment in experiments:
             if not experiment.skipped:
                 self.main_of(experiment.values["Module"])
+        if self.metadata is not None:
+            self.metadata.prefetch(self.mains)
 
     def run(self, source: Source) -> Summary:
         summary = Summary()
