@@ -172,3 +172,23 @@ def test_retry_usage_errors(workdir, write, capsys, args, fragment):
     write("log.yaml", "---\nName: a\nModule: m\nYamlLog: log.yaml\nSTATUS: failed\n")
     assert run_main(args) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_retry_a_failed_experiment_and_the_one_skipped_because_it_read_it(workdir, write, capsys):
+    write("flaky.py", FLAKY)
+    write("experiment.yaml", "Module: flaky\nYamlLog: log.yaml\nfn: solve math.sqrt\nx: 4\n"
+          "---\nName: broken\nx: 9\n---\nName: reader\nx: parse E['broken'].x * 4\n---\nName: other\n")
+    assert run_main(["--exp", "experiment.yaml", "--workers", "2"]) == 1
+    first = read_log(workdir / "log.yaml")
+    assert {(r["Name"], r["STATUS"]) for r in first} == {("broken", "failed"), ("reader", "skipped"), ("other", "done")}
+    (workdir / "fixed").touch()
+    capsys.readouterr()
+    assert run_main(["--retry", "log.yaml", "--status", "failed,skipped", "--dry"]) == 0
+    out = capsys.readouterr().out
+    assert "[0] broken" in out and "[1] reader  (after 0)" in out and "2 experiment(s)" in out
+    assert run_main(["--retry", "log.yaml", "--status", "failed,skipped", "--workers", "2"]) == 0
+    again = read_log(workdir / "log.yaml")[3:]
+    assert [(r["Name"], r["STATUS"], r["INDEX"]) for r in again] == [("broken", "done", 0), ("reader", "done", 1)]
+    assert again[1]["After"] == [0] and again[1]["ROOT"] == 6.0
+    assert run_main(["--retry", "log.yaml", "--status", "done", "--pick", "7"]) == 2
+    assert "--pick: no experiment to retry has index 7 (see them with --dry: 0, 1, 2)" in capsys.readouterr().err

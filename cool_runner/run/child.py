@@ -27,6 +27,7 @@ from ..study.expand import Experiment
 from ..study.expressions import Compiler
 from ..study.mapping import TrackedExp
 from .importing import load_module
+from .metadata import Packages, now, worker_fields
 from .records import build_record, changed_values
 from .solve import recipes_of, solve_all
 from .wire import decode, read_message, write_message
@@ -94,6 +95,8 @@ class Worker:
         self.mains: dict[str, Callable[[Any], Any]] = {}
         self.compiler = Compiler()
         self.running = False
+        # What the record needs from this process: the packages its modules loaded (run.py adds the rest).
+        self.packages = Packages() if hello.get("metadata", True) else None
         sys.argv = ["run.py", *hello.get("argv", ())]
         for path in reversed(self.paths):
             if path not in sys.path:
@@ -129,6 +132,8 @@ class Worker:
                 self.main_of(module)
             except ModuleLoadError as exc:
                 failed[module] = (exc.what, exc.details, exc.hint)
+        if self.packages is not None:
+            self.packages.current()  # once, before any experiment: forks (--isolate) inherit what it found
         return failed
 
     def serve(self, task_fd: int) -> None:
@@ -172,6 +177,7 @@ class Worker:
         exp = TrackedExp.track(values)
         recipes = recipes_of(experiment)
         status, error, trace, elapsed = Status.DONE, None, None, 0.0
+        start = now()
         try:
             self.running = True
             try:
@@ -195,8 +201,9 @@ class Worker:
             error = str(exc) if isinstance(exc, CoolRunnerError) else f"{type(exc).__name__}: {exc}"
         unread = exp.unread(is_runner_key) if status == Status.DONE else []
         changes = changed_values(values, exp, recipes)
+        facts = worker_fields(self.packages, start) if self.packages is not None else None
         record = build_record(exp, recipes, status=status, elapsed=elapsed, error=error, traceback_text=trace,
-                              place=task["place"], changes=changes)
+                              place=task["place"], changes=changes, metadata=facts)
         return {"kind": "result", "status": str(status), "record": record, "error": error, "elapsed": elapsed,
                 "unread": unread, "changed": [change.describe() for change in changes]}
 

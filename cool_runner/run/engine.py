@@ -49,12 +49,15 @@ class Engine(Runner, Interrupts):
     def __init__(self, console: Console, *, paths: Sequence[str] = (), fail_fast: bool = False, grace: float = 2.0,
                  listeners: Sequence[Listener] = (), slots: Sequence[SlotSpec] = (SlotSpec(0),),
                  isolate: bool = False, runs_dir: str = "runs", argv: Sequence[str] = (),
-                 stamp: Mapping[str, Any] | None = None) -> None:
-        super().__init__(console, paths=paths, fail_fast=fail_fast, grace=grace, listeners=listeners, stamp=stamp)
+                 stamp: Mapping[str, Any] | None = None, metadata: bool = True) -> None:
+        super().__init__(console, paths=paths, fail_fast=fail_fast, grace=grace, listeners=listeners, stamp=stamp,
+                         metadata=metadata)
         self.pool = Pool(slots, self._hello)
         self.isolate = isolate
         self.runs_dir = runs_dir
         self.argv = list(argv)
+        if self.metadata is not None:
+            self.metadata.argv = self.argv  # what the workers' modules see in sys.argv
         self.modules: list[str] = []
         self.signals: list[int] = []
         self.in_source_call = False
@@ -65,7 +68,8 @@ class Engine(Runner, Interrupts):
 
     def _hello(self) -> dict[str, Any]:
         """What a new worker needs: where modules are, the module's arguments, which modules to import."""
-        return {"paths": self.paths, "argv": self.argv, "modules": list(self.modules), "isolate": self.isolate}
+        return {"paths": self.paths, "argv": self.argv, "modules": list(self.modules), "isolate": self.isolate,
+                "metadata": self.metadata is not None}
 
     def preload(self, experiments: Sequence[Experiment]) -> None:
         """Start the workers, which import every Module before anything runs, so a typo fails at once."""
@@ -73,6 +77,8 @@ class Engine(Runner, Interrupts):
             module = experiment.values.get("Module")
             if not experiment.skipped and module not in self.modules:
                 self.modules.append(module)
+        if self.metadata is not None:
+            self.metadata.prefetch(self.modules, packages=False)  # the workers report their own packages
         self.pool.start()
         try:
             while not all(slot.worker is not None and slot.worker.ready for slot in self.pool.slots):
@@ -335,6 +341,8 @@ class Engine(Runner, Interrupts):
         slot.job = None
         self.changed = True
         experiment = job.experiment
+        if self.metadata is not None:
+            record = self.metadata.complete(record, experiment.values, file=experiment.file, line=experiment.line)
         self.terminal.follow(slot.spec.number, slot.spec.label, _name(experiment), job.started, job.follower,
                              final=True)
         later: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata as metadata
+import importlib.util
 import logging
 import os
 import platform
@@ -18,15 +19,18 @@ import subprocess
 import sys
 import sysconfig
 import threading
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write
+from ..keys import RESULT_KEYS
+from .importing import importable
 
 log = logging.getLogger("cool_runner")
 GIT_TIMEOUT = 10.0
+OWN: Any = object()  # `Metadata.fields`: the packages loaded in this process
 
 
 def now() -> str:
@@ -148,34 +152,56 @@ class Packages:
 
 
 class Metadata:
-    """The metadata of a run's records (see `fields`); one instance per run."""
+    """The metadata of a run's records; one instance per run, in run.py.
 
-    def __init__(self) -> None:
+    With the in-process runner, `fields` gives all of it. With worker processes, the worker adds what only it
+    knows (START and END around the module's run, the PACKAGES it has loaded: see `worker_fields`) and run.py
+    completes every record with the rest (`complete`), also the records it writes itself for a crash, a
+    timeout or a skipped experiment.
+    """
+
+    def __init__(self, paths: Sequence[str] = (), argv: Sequence[str] | None = None) -> None:
+        self.paths = list(paths)  # where modules are found, for one that this process has not imported
+        self.argv = None if argv is None else list(argv)  # None: what this process's sys.argv holds
         self.python = platform.python_version()
         self.repositories: dict[str, GitState | None] = {}  # module -> its repository's state
         self.packages = Packages()
+        self.seen_packages: dict[str, dict[str, str]] = {}  # module -> the PACKAGES a worker last reported
         self.files: dict[str, str] = {}
         self.lookup: threading.Thread | None = None
 
-    def prefetch(self, modules: Iterable[str]) -> None:
-        """Look up the git state and package versions in the background, while the first experiment runs."""
+    def prefetch(self, modules: Iterable[str], packages: bool = True) -> None:
+        """Look up the git state (and package versions) in the background, while the first experiment runs."""
         names = list(modules)
 
         def look() -> None:
             try:
                 for name in names:
                     self.git(name)
-                self.packages.current()
-            except Exception:  # metadata must never stop an experiment; fields() looks again
+                if packages:
+                    self.packages.current()
+            except Exception:  # metadata must never stop an experiment; the lookup happens again when needed
                 log.debug("metadata lookup failed", exc_info=True)
 
         self.lookup = threading.Thread(target=look, name="cool-runner-metadata", daemon=True)
         self.lookup.start()
 
+    def _ready(self) -> None:
+        if self.lookup is not None:  # the background lookup writes the same caches: let it finish first
+            self.lookup.join()
+            self.lookup = None
+
     def git(self, module: str) -> GitState | None:
         """The state of the repository that holds a module's file, or None outside any repository."""
         if module not in self.repositories:
             file = getattr(sys.modules.get(module), "__file__", None)
+            if not file:  # run.py does not import the modules the worker processes run: find the file only
+                try:
+                    with importable(self.paths):
+                        spec = importlib.util.find_spec(module)
+                    file = spec.origin if spec is not None and spec.has_location else None
+                except Exception:  # a broken parent package: its import error is reported elsewhere
+                    file = None
             self.repositories[module] = GitState.of(str(Path(file).resolve().parent)) if file else None
         return self.repositories[module]
 
@@ -185,19 +211,45 @@ class Metadata:
         return self.files.get(file) if file else None
 
     def fields(self, values: Mapping[str, Any], *, file: str | None, line: int | None, start: str,
-               end: str) -> dict[str, Any]:
-        """START, END, GIT, ARGV, PYTHON, PACKAGES, FILE and LINE for one finished experiment."""
-        if self.lookup is not None:  # the background lookup writes the same caches: let it finish first
-            self.lookup.join()
-            self.lookup = None
+               end: str, packages: Any = OWN) -> dict[str, Any]:
+        """START, END, GIT, ARGV, PYTHON, PACKAGES (`packages`, by default this process's), FILE and LINE for
+        one finished experiment."""
+        self._ready()
         state = self.git(str(values.get("Module")))
         return {
             "START": start,
             "END": end,
             "GIT": state.describe(str(values.get("YamlLog"))) if state else None,
-            "ARGV": sys.argv[1:],
+            "ARGV": sys.argv[1:] if self.argv is None else list(self.argv),
             "PYTHON": self.python,
-            "PACKAGES": dict(self.packages.current()),
+            "PACKAGES": dict(self.packages.current()) if packages is OWN else packages,
             "FILE": self.file(file),
             "LINE": line,
         }
+
+    def complete(self, record: Mapping[str, Any], values: Mapping[str, Any], *, file: str | None,
+                 line: int | None) -> dict[str, Any]:
+        """A record with every metadata key: those it has (from its worker, or set by the module) are kept;
+        the others come from here. The metadata keys go before where it ran, its time and its status."""
+        end = now()
+        module = str(values.get("Module"))
+        if isinstance(record.get("PACKAGES"), dict):
+            self.seen_packages[module] = record["PACKAGES"]
+        elapsed = record.get("TIME_ELAPSED")
+        start = end
+        if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):
+            start = (datetime.fromisoformat(end) - timedelta(seconds=elapsed)).isoformat(timespec="milliseconds")
+        # A worker that crashed before it answered reported nothing: the last PACKAGES of this module, if any.
+        facts = self.fields(values, file=file, line=line, start=start, end=end,
+                            packages=self.seen_packages.get(module))
+        tail = frozenset(RESULT_KEYS)
+        out = {key: value for key, value in record.items() if key not in tail and key not in facts}
+        for key, value in facts.items():
+            out[key] = record.get(key, value)
+        out.update((key, value) for key, value in record.items() if key in tail)
+        return out
+
+
+def worker_fields(packages: Packages, start: str) -> dict[str, Any]:
+    """What a worker process adds to the record it builds: START, END, and the PACKAGES it has loaded."""
+    return {"START": start, "END": now(), "PACKAGES": dict(packages.current())}

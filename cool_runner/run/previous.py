@@ -14,8 +14,8 @@ from ..study.expressions import SOLVE
 from ..study.identity import IDENTITY
 from ..study.mapping import Exp
 
-#: Statuses a record can have (skipped experiments are never logged).
-LOGGED = (Status.DONE, Status.FAILED, Status.INTERRUPTED)
+#: Statuses a record can have (`skipped`: an experiment it waited for did not end `done`).
+LOGGED = (Status.DONE, Status.FAILED, Status.INTERRUPTED, Status.SKIPPED)
 #: Keys a retried experiment keeps from its record besides its configuration: they say which copy it is.
 _KEPT = frozenset(ADDED_KEYS) - {"HOST"}
 
@@ -48,7 +48,7 @@ def parse_statuses(text: str | Sequence[str]) -> list[str]:
     for part in parts:
         if part not in LOGGED:
             raise UsageError(f"{part!r} is not a status a record can have", option="--status",
-                             hint="use done, failed or interrupted, e.g. --status failed,interrupted")
+                             hint="use done, failed, interrupted or skipped, e.g. --status failed,interrupted")
         statuses.append(str(part))
     if not statuses:
         raise UsageError("no status given", option="--status", hint="e.g. --status failed,interrupted")
@@ -87,8 +87,8 @@ def _solves(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 def to_retry(log: str, statuses: Sequence[str]) -> list[Experiment]:
     """The experiments whose latest record in `log` has one of `statuses`, in the order they first ran.
 
-    Each is rebuilt from its record (solve recipes included), keeps its RND_IDX and copy, and writes its new
-    record to `log`.
+    Each is rebuilt from its record (solve recipes included), keeps its INDEX, RND_IDX and copy, and writes its
+    new record to `log`. One that waited for another (`After`) waits for it again if that one is retried too.
     """
     if not os.path.exists(log):
         raise UsageError(f"{log}: no such log", option="--retry", hint="give the path of a YamlLog")
@@ -103,7 +103,23 @@ def to_retry(log: str, statuses: Sequence[str]) -> list[Experiment]:
         target = values.get("YamlLog")
         if not isinstance(target, str) or os.path.abspath(target) != os.path.abspath(log):
             values["YamlLog"] = log
-        experiments.append(Experiment(values=values, index=len(experiments), solves=_solves(values),
-                                      file=record.get("FILE") if isinstance(record.get("FILE"), str) else None,
-                                      line=record.get("LINE") if isinstance(record.get("LINE"), int) else None))
+        index = values.get("INDEX")
+        after = values.get("After")
+        experiments.append(Experiment(
+            values=values, index=index if isinstance(index, int) and not isinstance(index, bool) else len(experiments),
+            solves=_solves(values), after=[i for i in after if isinstance(i, int)] if isinstance(after, list) else [],
+            file=record.get("FILE") if isinstance(record.get("FILE"), str) else None,
+            line=record.get("LINE") if isinstance(record.get("LINE"), int) else None))
     return experiments
+
+
+def pick(experiments: list[Experiment], picked: Sequence[int] | None) -> list[Experiment]:
+    """The experiments with these indices (as --dry shows them), in the order given."""
+    if picked is None:
+        return experiments
+    by_index = {experiment.index: experiment for experiment in experiments}
+    for index in picked:
+        if index not in by_index:
+            raise UsageError(f"no experiment to retry has index {index}", option="--pick",
+                             hint="see them with --dry: " + ", ".join(str(i) for i in sorted(by_index)))
+    return [by_index[index] for index in picked]

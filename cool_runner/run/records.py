@@ -10,7 +10,7 @@ from typing import Any
 
 from ..emitter import Emitter
 from ..files import append_locked
-from ..keys import ABSENT, METADATA_KEYS, RESULT_KEYS, RUNNER_KEYS, format_key
+from ..keys import ABSENT, METADATA_KEYS, PLACE_KEYS, RESULT_KEYS, RUNNER_KEYS, format_key
 from ..yamlio import dump, to_plain
 
 
@@ -150,7 +150,7 @@ def _short(value: Any) -> str:
 
 
 #: Keys written by the fast emitter: plain data the runner makes (see render_record).
-_FAST = frozenset(METADATA_KEYS) | {"TIME_ELAPSED", "STATUS"}
+_FAST = frozenset(METADATA_KEYS) | frozenset(PLACE_KEYS) | {"TIME_ELAPSED", "STATUS"}
 
 
 def render_record(record: Mapping[str, Any]) -> str:

@@ -122,8 +122,8 @@ class Runner:
                  grace: float = 2.0, listeners: Sequence[Listener] = (),
                  stamp: Mapping[str, Any] | None = None, metadata: bool = True) -> None:
         self.console = console
-        self.metadata = Metadata() if metadata else None
         self.paths = list(paths)
+        self.metadata = Metadata(self.paths) if metadata else None
         self.fail_fast = fail_fast
         self.grace = grace
         self.listeners = list(listeners)

@@ -154,14 +154,15 @@ def retry_study(log: str, options: RunOptions | None = None, console: Console | 
     if options.queue:
         raise UsageError("--retry runs in memory, not through a queue", option="--retry",
                          hint="leave out --queue")
-    from .previous import parse_statuses, to_retry
+    from .previous import parse_statuses, pick, to_retry
     from .runner import MemorySource
 
     statuses = parse_statuses(options.retry_status)
-    experiments = select(to_retry(log, statuses), options.pick)
+    experiments = to_retry(log, statuses)
     if not experiments:
         console.print(f"nothing to retry: no experiment's latest record in {log} is {' or '.join(statuses)}")
         return 0
+    experiments = pick(experiments, options.pick)
     files = sorted({experiment.file for experiment in experiments if experiment.file})
     paths = [path for file in [*files, log] for path in search_paths(file)]
     if options.dry:
@@ -245,7 +246,7 @@ def make_runner(console: Console, paths: list[str], options: RunOptions, setting
 
     return Engine(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, slots=slots,
                   isolate=isolate, runs_dir=str(settings.get("runs_dir") or "runs"), argv=options.argv,
-                  stamp=options.stamp)
+                  stamp=options.stamp, metadata=metadata)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -1,8 +1,9 @@
 """What makes two runs the same experiment: the definition as written, its copy, and its global repetition.
 
 `IDENTITY` is a short hash of the merged definition before parsing (default config and `+overrides`
-included, a `Grid` point's values set), without the keys that only say how many copies to make or that the
-runner makes up (`Repeat`, `Grid`, `RND_IDX`, `HOST`, ...), together with `REP`, `GLOBAL_REP` and how many
+included, a `Grid` point's values set), without the keys that only say how many copies to make, when to run,
+or that the runner makes up (`Repeat`, `Grid`, `After`, `Timeout`, `Desc`, `INDEX`, `RND_IDX`, `HOST`, ...),
+together with `REP`, `GLOBAL_REP` and how many
 identical definitions came before it in the file. Raising `Repeat`, `Global.repeat` or a Grid list, or adding
 experiments, leaves the identity of the experiments already there unchanged, so `--skip-done` can tell them.
 """
@@ -15,8 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 IDENTITY = "IDENTITY"
-#: Keys left out of the identity: they choose copies, or the runner sets them.
-IGNORED = frozenset({"Repeat", "Grid", "REP", "GLOBAL_REP", "RND_IDX", "HOST", "GRID", IDENTITY})
+#: Keys left out of the identity: they choose copies, the runner sets them, or they only say when and how long
+#: to run (After, Timeout) or describe the study (Desc).
+IGNORED = frozenset({"Repeat", "Grid", "After", "Timeout", "Desc", "INDEX", "REP", "GLOBAL_REP", "RND_IDX", "HOST",
+                     "GRID", IDENTITY})
 
 
 def _canonical(value: Any) -> Any:
