@@ -112,3 +112,27 @@ def test_bad_metadata_setting(workdir, write, capsys):
     write("experiment.yaml", "Global: {metadata: sometimes}\n" + STUDY)
     assert run_main(["--exp", "experiment.yaml"]) == 2
     assert "experiment.yaml:1: Global.metadata: must be true or false, not 'sometimes' (a string)" in capsys.readouterr().err
+
+
+@needs_git
+@pytest.mark.parametrize("mode", [["--in-process"], ["--isolate"], ["--workers", "2"]], ids=lambda m: m[-1])
+def test_every_way_of_running_writes_the_same_metadata(repo, mode):
+    assert run_main(["--exp", "experiment.yaml", *mode, "--flag"]) == 0
+    for record in read_log(repo / "logs" / "log.yaml"):
+        assert record["GIT"]["commit"] == git(repo, "rev-parse", "HEAD") and record["GIT"]["dirty"] is False
+        assert record["ARGV"] == ["--flag"] and record["PACKAGES"]["numpy"]
+        assert record["FILE"] == str((repo / "experiment.yaml").resolve()) and record["LINE"] in (5, 7)
+        assert datetime.fromisoformat(record["START"]) <= datetime.fromisoformat(record["END"])
+
+
+@needs_git
+def test_a_crashed_worker_still_gets_a_record_with_metadata(repo, write):
+    write("mymod.py", MODULE + "    if exp.x == 2:\n        import os\n        os._exit(3)\n")
+    git(repo, "commit", "-q", "-am", "crash on b")
+    assert run_main(["--exp", "experiment.yaml"]) == 1
+    good, crashed = read_log(repo / "logs" / "log.yaml")
+    assert crashed["STATUS"] == "failed" and crashed["GIT"] == good["GIT"]
+    assert crashed["PACKAGES"] == good["PACKAGES"] and crashed["LINE"] == 7
+    assert datetime.fromisoformat(crashed["START"]) <= datetime.fromisoformat(crashed["END"])
+    keys = list(crashed)
+    assert keys.index("LINE") < keys.index("OUTPUT") < keys.index("TIME_ELAPSED") < keys.index("STATUS")
