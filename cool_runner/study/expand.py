@@ -172,7 +172,9 @@ class Expander:
             if key not in values:
                 values[key] = value
         values["INDEX"] = index
-        after = dependencies(values, index, history.take_reads(), history.items(), file=self.study.path,
+        # The history is copied only to check an After: copying it for every experiment made expansion quadratic.
+        earlier = history.items() if values.get("After") is not None else ()
+        after = dependencies(values, index, history.take_reads(), earlier, file=self.study.path,
                              line=line_of(definition, ["After"]) or experiment.line)
         if after is not None:
             values["After"] = experiment.after = after
