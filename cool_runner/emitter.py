@@ -69,25 +69,36 @@ class Emitter:
     plain data goes through `to_plain` first. The result reads back with the safe loader as the same data.
     """
 
+    def __init__(self) -> None:
+        # (indent, type, key) -> "indent key:", the same in every experiment (the type keeps 1 and true apart)
+        self.heads: dict[tuple[str, type, Any], str] = {}
+
     def dump(self, data: Mapping[Any, Any], indent: str = "") -> str:
         """`data` as block YAML, every line prefixed with `indent`."""
         lines: list[str] = []
         self._mapping(data, indent, lines)
         return "\n".join(lines) + "\n" if lines else indent + "{}\n"
 
-    @staticmethod
-    def _key(key: Any) -> str:
+    def _head(self, indent: str, key: Any) -> str:
         text = _scalar(key) if type(key) in (str, int, float, bool) else None
-        return f"{json.dumps(str(key)) if text is None else text}:"
+        head = self.heads[indent, key.__class__, key] = f"{indent}{json.dumps(str(key)) if text is None else text}:"
+        return head
 
     def _mapping(self, data: Mapping[Any, Any], indent: str, lines: list[str]) -> None:
+        heads, append = self.heads, lines.append
         for key, value in data.items():
-            head = indent + self._key(key)
-            text = _scalar(value)
-            if text is not None:
-                lines.append(f"{head} {text}")
+            head = heads.get((indent, key.__class__, key)) or self._head(indent, key)
+            kind = value.__class__  # the common scalars inline: this loop runs for every value shown
+            if kind is str:
+                append(f"{head} {_string(value)}")
+            elif kind is int:
+                append(f"{head} {value}")
             else:
-                self._nested(value, head, indent, lines)
+                text = _scalar(value)
+                if text is None:
+                    self._nested(value, head, indent, lines)
+                else:
+                    append(f"{head} {text}")
 
     def _nested(self, value: Any, head: str, indent: str, lines: list[str]) -> None:
         """A value that is not a plain scalar, after `head` (a key, or `-` for an item of a list)."""
