@@ -150,7 +150,7 @@ def _short(value: Any) -> str:
 
 
 #: Keys written by the fast emitter: plain data the runner makes (see render_record).
-_FAST = frozenset(METADATA_KEYS) | frozenset(PLACE_KEYS) | {"TIME_ELAPSED", "STATUS"}
+_FAST = frozenset(METADATA_KEYS) | frozenset(PLACE_KEYS) | {"CONFIGURED", "TIME_STARTED", "TIME_ELAPSED", "STATUS"}
 
 
 def render_record(record: Mapping[str, Any]) -> str:
