@@ -181,6 +181,8 @@ def test_retry_a_failed_experiment_and_the_one_skipped_because_it_read_it(workdi
     assert run_main(["--exp", "experiment.yaml", "--workers", "2"]) == 1
     first = read_log(workdir / "log.yaml")
     assert {(r["Name"], r["STATUS"]) for r in first} == {("broken", "failed"), ("reader", "skipped"), ("other", "done")}
+    skipped = next(r for r in first if r["STATUS"] == "skipped")
+    assert skipped["LINE"] == 9 and skipped["START"] == skipped["END"] and "GIT" in skipped  # what ran: nothing
     (workdir / "fixed").touch()
     capsys.readouterr()
     assert run_main(["--retry", "log.yaml", "--status", "failed,skipped", "--dry"]) == 0

@@ -211,6 +211,9 @@ class Engine(Runner, Interrupts):
         else:
             self.console.print(f"{label} {_name(experiment)} {self.console.paint('skipped', 'dim')}: {reason}")
             record = build_record(experiment.values, {}, status=Status.SKIPPED, elapsed=0.0, error=reason)
+            if self.metadata is not None:
+                record = self.metadata.complete(record, experiment.values, file=experiment.file,
+                                                line=experiment.line)
             with interrupts_deferred():
                 append_record(experiment.values["YamlLog"], record)
                 source.finish(experiment, Status.SKIPPED)
