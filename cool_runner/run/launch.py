@@ -52,7 +52,8 @@ def submit_to_slurm(study: StudyFile, experiments: list[Experiment], paths: list
         slack = {"slack": True, "slack_config": study.settings.get("slack_config") or {}}
     folder = folder_of(settings, study.path)
     spec = JobSpec(study=os.path.abspath(study.path), folder=folder, paths=paths,
-                   argv=list(getattr(options, "argv", ())), cwd=os.getcwd())
+                   argv=list(getattr(options, "argv", ())), cwd=os.getcwd(),
+                   metadata=study.settings.get("metadata", True) is not False)
     if queue_path:
         from ..queue.filequeue import FileQueue
 

@@ -14,6 +14,7 @@ from ..console import Console
 from ..files import atomic_write
 from ..keys import Status
 from ..study.expand import Experiment
+from .metadata import Metadata
 from .records import append_record, build_record
 from .runner import MemorySource, Outcome, Runner, Summary
 
@@ -35,6 +36,8 @@ class JobSpec:
     experiment: Experiment | None = None
     after: list[int] = field(default_factory=list)
     names: dict[int, Any] = field(default_factory=dict)
+    #: Global.metadata: what ran goes into every record.
+    metadata: bool = True
 
     def with_experiment(self, experiment: Experiment, after: Sequence[int], names: Mapping[int, Any]) -> JobSpec:
         return replace(self, experiment=experiment, after=list(after), names={i: names[i] for i in after})
@@ -93,12 +96,15 @@ def run_experiment(spec: JobSpec) -> str:
             error = f"dependency {index} ({spec.names.get(index)}) {status}"
             record = build_record({**values, **_stamp(job_id, output)}, {}, status=Status.SKIPPED, elapsed=0.0,
                                   error=error)
+            if spec.metadata:
+                record = Metadata(spec.paths, spec.argv).complete(record, values, file=experiment.file,
+                                                                  line=experiment.line)
             append_record(values["YamlLog"], record)
             print(f"[{experiment.index}] {experiment.name} skipped: {error}", flush=True)
             return _finish(done_file, Outcome(experiment.index, experiment.name, Status.SKIPPED, error=error), job_id)
     from .session import module_argv
 
-    runner = Runner(Console(), paths=spec.paths, stamp=_stamp(job_id, output))
+    runner = Runner(Console(), paths=spec.paths, stamp=_stamp(job_id, output), metadata=spec.metadata)
     with module_argv(spec.argv):
         summary = runner.run(MemorySource([experiment]))
     outcome = summary.outcomes[0] if summary.outcomes else Outcome(experiment.index, experiment.name,
