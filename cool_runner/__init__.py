@@ -15,6 +15,7 @@ _HOMES = {
     "CoolRunnerError": "errors",
     "ExpressionError": "errors",
     "Interrupted": "errors",
+    "LimitError": "errors",
     "MissingPackage": "errors",
     "ModuleLoadError": "errors",
     "QueueError": "errors",

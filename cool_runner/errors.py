@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Callable
 
 from .keys import format_key
 
@@ -72,6 +74,17 @@ class ConfigError(CoolRunnerError):
         if self.key:
             parts.append(format_key(self.key))
         return ": ".join(parts)
+
+
+class LimitError(ConfigError):
+    """Input beyond one of cool-runner's safety limits (nesting, aliases, integer size, a value containing itself).
+
+    `limit` names which one: "depth", "aliases", "cycle", "integer" or "size".
+    """
+
+    def __init__(self, what: str, *, limit: str, **where: object) -> None:
+        super().__init__(what, **where)  # type: ignore[arg-type]
+        self.limit = limit
 
 
 class ExpressionError(ConfigError):
@@ -172,3 +185,63 @@ class EvalFailure(Exception):
         super().__init__(error)
         self.error = error
         self.hint = hint
+
+
+# --- describing exceptions raised by the user's code ------------------------------------------------------
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def message_of(exc: BaseException) -> str:
+    """`str(exc)`, or "<unprintable>" when the exception's own `__str__` fails."""
+    try:
+        return str(exc)
+    except Exception:
+        return "<unprintable>"
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message` on one line; a KeyError shows its key as written, not quoted twice."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1:
+        try:
+            text = str(exc.args[0])
+        except Exception:
+            text = "<unprintable>"
+    else:
+        text = message_of(exc)
+    lines = text.strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _ours(filename: str) -> bool:
+    return filename.startswith(_PACKAGE)
+
+
+def _importlib(filename: str) -> bool:
+    return filename.startswith("<frozen importlib") or "importlib" in Path(filename).parts[-2:-1]
+
+
+def user_traceback(exc: BaseException, *, hidden: Callable[[str], bool] = _ours) -> str:
+    """The traceback of `exc` and its causes, from the user's code down.
+
+    Leading frames in files `hidden` picks (by default cool-runner's own, which called the user's code) are
+    left out, importlib's frames are left out everywhere, and so are internal EvalFailure links in a chain.
+    """
+    import traceback
+
+    top = traceback.TracebackException.from_exception(exc)
+    pending, seen = [top], set()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        while item.__cause__ is not None and item.__cause__.exc_type is EvalFailure:
+            item.__cause__ = item.__cause__.__cause__
+        frames = list(item.stack)
+        start = 0
+        while start < len(frames) and (hidden(frames[start].filename) or _importlib(frames[start].filename)):
+            start += 1
+        item.stack = traceback.StackSummary.from_list([f for f in frames[start:] if not _importlib(f.filename)])
+        pending.extend(link for link in (item.__cause__, item.__context__) if link is not None)
+    return "".join(top.format())

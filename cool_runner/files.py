@@ -1,4 +1,5 @@
-"""Writing files safely: atomic replacement, locked appends, new files that never overwrite, held signals."""
+"""Files, safely: reading only regular files, atomic replacement, locked appends, new files that never
+overwrite, held signals, and telling early whether a path can take a log or a queue."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from .errors import ConfigError, OutputError, UsageError
 
@@ -23,6 +24,86 @@ if TYPE_CHECKING:
     from filelock import FileLock
 
 LOCK_TIMEOUT = 60.0
+#: Virtual file systems: writing there changes kernel settings or fails, and nothing written is kept.
+VIRTUAL_ROOTS = ("/proc", "/sys")
+
+
+def kind_of(mode: int) -> str:
+    """What a file that is not a regular file is, for messages."""
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_regular(path: str | os.PathLike[str], *, hint: str | None = None) -> BinaryIO:
+    """Open a regular file for reading. A folder, FIFO or device is refused before it is opened, so nothing
+    blocks on a pipe or reads /dev/zero forever; `hint` goes with "file not found".
+    """
+    name = os.fspath(path)
+    try:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError as exc:
+        raise ConfigError("file not found", file=name, hint=hint) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=name) from exc
+    if stat.S_ISREG(mode):
+        try:
+            # O_NONBLOCK: should the path have become a FIFO since the stat, opening it still returns at once.
+            fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror or exc}", file=name) from exc
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            handle = open(fd, "rb")  # noqa: SIM115 - the caller reads it, in a with block
+            handle.raw.name = name  # as if opened by name: messages and callers see the path
+            return handle
+        os.close(fd)
+    raise ConfigError(f"is {kind_of(mode)}, not a file", file=name, hint="give the path of a YAML file")
+
+
+def read_regular(path: str | os.PathLike[str], *, hint: str | None = None) -> bytes:
+    """The bytes of a regular file (see `open_regular`)."""
+    with open_regular(path, hint=hint) as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror or exc}", file=os.fspath(path)) from exc
+
+
+def write_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why a log or queue could not be written at `path`, found before anything runs; None when it looks fine.
+
+    Missing folders are fine (they are created); a folder, a device or FIFO, a path under /proc or /sys, a parent
+    that is a file, or a folder without write permission is not.
+    """
+    target = os.path.abspath(os.fspath(path))
+    real = os.path.realpath(target)
+    for root in VIRTUAL_ROOTS:
+        if real == root or real.startswith(root + os.sep):
+            return f"is under {root}, a virtual file system that cannot hold files"
+    try:
+        mode = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as exc:
+        return f"cannot be used: {exc.strerror}"
+    if mode is not None:
+        if not stat.S_ISREG(mode):
+            return f"is {kind_of(mode)}, not a file"
+        return None if os.access(target, os.W_OK) else "is not writable (permission denied)"
+    folder = os.path.dirname(target)
+    while not os.path.exists(folder):
+        if os.path.lexists(folder):
+            return f"cannot be created: {folder} is a broken symbolic link"
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        return f"cannot be created: {folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot be created: no permission to write in {folder}"
+    return None
 
 
 def file_lock(path: str | os.PathLike[str], timeout: float = LOCK_TIMEOUT) -> FileLock:

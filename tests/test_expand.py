@@ -185,3 +185,93 @@ def test_expansion_is_linear_in_structure(write):
     body = HEAD + "---\nx: 0\n" + "".join("---\nx: parse E[-1].x + 1\n" for _ in range(300))
     exps = expand(write, body)
     assert exps[-1].values["x"] == 300
+
+
+# --- keys, overrides and paths that hostile or mistaken input brings ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        pytest.param(HEAD + "? [1, 2]\n: x\n", 3, "a list or mapping cannot be a mapping key", id="list-key"),
+        pytest.param(HEAD + "m: {[1]: 2}\n", 3, "a list or mapping cannot be a mapping key", id="flow-list-key"),
+        pytest.param(HEAD + "? {a: 1}\n: x\n", 3, "a list or mapping cannot be a mapping key", id="mapping-key"),
+        pytest.param(HEAD + "t:\n  1: one\n  true: yes\n", 5,
+                     "keys '1' (line 4) and 'true' are different in YAML but the same key in Python", id="one-true"),
+        pytest.param(HEAD + "t: {0: a, false: b}\n", 3, "keys '0' (line 3) and 'false' are different in YAML",
+                     id="zero-false"),
+        pytest.param(HEAD + "t: {1: a, 1.0: b}\n", 3, "keys '1' (line 3) and '1.0' are different in YAML",
+                     id="int-float"),
+        pytest.param(HEAD + "t: {1: a, 0x1: b}\n", 3, "key '0x1' is the same key as '1' on line 3", id="int-hex"),
+        pytest.param(HEAD + "t: {a: 1, 'a': 2}\n", 3, "key 'a' appears twice in one mapping (first on line 3)",
+                     id="quoted-duplicate"),
+        pytest.param(HEAD + "base: &b {x: 1}\nt:\n  <<: *b\n  y: 1\n  y: 2\n", 7, "key 'y' appears twice",
+                     id="duplicate-beside-merge"),
+    ],
+)
+def test_key_errors(write, text, line, fragment):
+    with pytest.raises(ConfigError) as info:
+        expand(write, text + "---\nName: a\n")
+    err = info.value
+    assert err.line == line and fragment in str(err) and str(err).startswith(f"{err.file}:{line}: ")
+
+
+def test_merge_keys_are_not_duplicates(write):
+    text = HEAD + "base: &b {lr: 0.1, momentum: 0.9}\nopt:\n  <<: *b\n  lr: 0.5\n---\nName: a\n"
+    (exp,) = expand(write, text)
+    assert exp.values["opt"] == {"lr": 0.5, "momentum": 0.9}
+
+
+def test_yaml_keys_of_different_types_that_python_tells_apart_are_fine(write):
+    (exp,) = expand(write, HEAD + "t: {1: a, '1': b, 'true': c, 1.5: d}\n---\nName: a\n")
+    assert exp.values["t"] == {1: "a", "1": "b", "true": "c", 1.5: "d"}
+
+
+@pytest.mark.parametrize(
+    ("argument", "fragment"),
+    [
+        pytest.param("+x={a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], " + ", ".join(
+            f"b{i}: &b{i} [{', '.join(['*a' if i == 0 else f'*b{i - 1}'] * 10)}]" for i in range(6)) + "}",
+            "aliases expand this value to", id="billion-laughs"),
+        pytest.param("+x=" + "[" * 5000 + "]" * 5000, "nested more than 100 levels deep", id="deep-value"),
+        pytest.param("+a.b.c=" + "[" * 98 + "]" * 98, "it is nested more than 100 levels deep", id="deep-with-path"),
+        pytest.param("+" + ".".join(["k"] * 150) + "=1", "the key path has 150 parts", id="long-path"),
+        pytest.param("+x=" + "9" * 5000, "an integer written with 5,000 characters is too large", id="huge-int"),
+    ],
+)
+def test_overrides_beyond_the_limits(write, argument, fragment):
+    with pytest.raises(UsageError) as info:
+        expand(write, HEAD + "---\nName: a\n", overrides=[argument])
+    assert info.value.option == argument and fragment in str(info.value) and info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "fragment"),
+    [
+        pytest.param("Module: m\nYamlLog: folder\n---\nName: a\n", 2, ("YamlLog",), "folder is a folder, not a file",
+                     id="log-folder-in-defaults"),
+        pytest.param(HEAD + "---\nName: a\nYamlLog: /proc/x/log.yaml\n", 5, ("YamlLog",),
+                     "/proc/x/log.yaml is under /proc", id="log-under-proc"),
+        pytest.param(HEAD + "---\nName: a\nYamlLog: plain.txt/log.yaml\n", 5, ("YamlLog",),
+                     "plain.txt is a file, not a folder", id="log-parent-is-a-file"),
+        pytest.param("Global: {queue: folder}\n" + HEAD + "---\nName: a\n", 1, ("Global", "queue"),
+                     "folder is a folder, not a file", id="queue-folder"),
+        pytest.param("Global:\n  queue: /sys/q.yaml\n" + HEAD + "---\nName: a\n", 2, ("Global", "queue"),
+                     "/sys/q.yaml is under /sys", id="queue-under-sys"),
+    ],
+)
+def test_logs_and_queues_that_cannot_be_written(write, workdir, text, line, key, fragment):
+    (workdir / "folder").mkdir()
+    (workdir / "plain.txt").write_text("x")
+    with pytest.raises(ConfigError) as info:
+        expand(write, text)
+    err = info.value
+    assert err.line == line and err.key == key and fragment in str(err)
+    assert "give the path of a file in a folder you can write to" in str(err)
+    if key == ("YamlLog",):
+        assert err.experiment == 0 and err.name == "a"
+
+
+def test_skipped_experiments_need_no_writable_log(write):
+    (exp,) = expand(write, "Module: m\nYamlLog: /proc/x.yaml\n---\nName: skip\n")
+    assert exp.skipped

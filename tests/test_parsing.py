@@ -317,3 +317,80 @@ def test_config_error_is_not_an_expression_error(write):
         expand(write, HEAD + "---\nRepeat: parse 2\n")
     assert not isinstance(info.value, ExpressionError)
     assert "Repeat must be a whole number" in str(info.value)
+
+
+# --- expressions that would hang the expansion or produce what cannot be kept ------------------------------
+
+UNPRINTABLE = "(_ for _ in ()).throw(type('Bad', (Exception,), {'__str__': lambda self: 1 / 0}))"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("expression", "key", "fragment", "hint"),
+    [
+        pytest.param("10**10**7", ("x",), "OverflowError: the result of 10 ** 10000000 would have about 33,219,281 bits",
+                     "integers may have at most 10,000 bits", id="power-tower"),
+        pytest.param("2**10**6", ("x",), "OverflowError: the result of 2 ** 1000000 would have about 1,000,000 bits",
+                     "10,000 bits", id="two-to-the-million"),
+        pytest.param("pow(3, 10**6)", ("x",), "OverflowError: the result of 3 ** 1000000", None, id="pow-builtin"),
+        pytest.param("1 << 10**6", ("x",), "OverflowError: the result of 1 << 1000000 would have 1,000,001 bits", None,
+                     id="shift"),
+        pytest.param("(2**9000) * (2**9000)", ("x",), "OverflowError: the product would have about 18,002 bits", None,
+                     id="product"),
+        pytest.param("[0] * 10**10", ("x",), "MemoryError: repeating a list of length 1 10,000,000,000 times", None,
+                     id="list-repeat"),
+        pytest.param("'ab' * 10**9", ("x",), "MemoryError: repeating a str of length 2 1,000,000,000 times", None, id="str-repeat"),
+        pytest.param("[1, 2**9999 + 2**9999]", ("x",), "an integer of 10,001 bits is too large (at [1] inside it)",
+                     None, id="int-in-list"),
+        pytest.param("(l := [], l.append(l), l)[2]", ("x",),
+                     "the result cannot be kept: a list that contains itself cannot be stored (at [0] inside it)",
+                     "build a copy instead", id="cycle"),
+        pytest.param("eval('[' * 100 + ']' * 100)", ("x",), "nested more than 100 levels deep (99 levels inside it)",
+                     "at most 100 levels", id="deep"),
+        pytest.param("(lambda f: f(f, 30))(lambda g, n: [g(g, n - 1)] * 2 if n else 0)", ("x",),
+                     "it holds more than 1,000,000 values", "at most 1,000,000 values", id="shared-blowup"),
+        pytest.param(UNPRINTABLE, ("x",), "Bad: <unprintable>", None, id="unprintable-error"),
+    ],
+)
+def test_parse_results_beyond_the_limits(write, expression, key, fragment, hint):
+    with pytest.raises(ExpressionError) as info:
+        expand(write, HEAD + f'---\nName: wrn-a\nx: "parse {expression}"\n')
+    err = info.value
+    assert err.key == key and err.experiment == 0 and err.name == "wrn-a" and err.line == 5
+    assert str(err).startswith(f"{err.file}:5: experiment 0 (wrn-a): x: parse {expression}: ")
+    assert fragment in str(err)
+    if hint:
+        assert hint in str(err)
+
+
+def test_depth_of_a_parse_result_counts_from_the_experiment(write):
+    nested = "a:\n  b:\n    c: parse eval('[' * 97 + ']' * 97)\n"
+    assert expand(write, HEAD + "---\n" + nested)[0]["a"]["b"]["c"] == eval("[" * 97 + "]" * 97)
+    with pytest.raises(ExpressionError, match="nested more than 100 levels"):
+        expand(write, HEAD + "---\n" + nested.replace("97", "98"))
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        pytest.param("2 ** 10", 1024, id="power"),
+        pytest.param("2 ** -1", 0.5, id="negative-power"),
+        pytest.param("(-2) ** 3", -8, id="negative-base"),
+        pytest.param("2.0 ** 0.5", 2.0 ** 0.5, id="float-power"),
+        pytest.param("pow(2, 10, 1000)", 24, id="modular-pow"),
+        pytest.param("pow(2, 9000).bit_length()", 9001, id="large-but-allowed"),
+        pytest.param("1 << 5", 32, id="shift"),
+        pytest.param("3 * 4", 12, id="product"),
+        pytest.param("0.5 * 3", 1.5, id="float-product"),
+        pytest.param("'ab' * 3", "ababab", id="str-repeat"),
+        pytest.param("[1] * 3", [1, 1, 1], id="list-repeat"),
+        pytest.param("3 * [1]", [1, 1, 1], id="repeat-on-the-left"),
+        pytest.param("True * 3", 3, id="bool"),
+        pytest.param("0 ** 10**12", 0, id="zero-base"),
+        pytest.param("1 ** 10**12", 1, id="one-base"),
+        pytest.param("[x * 2 for x in range(3)]", [0, 2, 4], id="inside-comprehension"),
+    ],
+)
+def test_guarded_arithmetic_gives_the_usual_results(write, expression, expected):
+    (exp,) = expand(write, HEAD + f'---\nx: "parse {expression}"\n')
+    assert exp["x"] == expected and type(exp["x"]) is type(expected)

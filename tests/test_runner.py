@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import read_log
+from conftest import read_log, run_script
 
 from cool_runner import Expander, MemorySource, ModuleLoadError, Runner, load_study
 from cool_runner.console import Console
@@ -124,6 +124,13 @@ def test_numpy_results_are_converted(workdir, write):
         pytest.param({"needsdep.py": "import not_installed_dep_xyz\n"}, "needsdep",
                      "raised while importing: No module named 'not_installed_dep_xyz'", "Traceback", id="dep-missing"),
         pytest.param({"nomain.py": "x = 1\n"}, "nomain", "has no main(exp) function", None, id="no-main"),
+        pytest.param({"nested.py": "import broken_inner\n", "broken_inner.py": "x = 1\nraise KeyError('k')\n"},
+                     "nested", "raised while importing: KeyError: k", "broken_inner.py\", line 2", id="nested-import"),
+        pytest.param({"syntax.py": "x = (\n"}, "syntax", "raised while importing: SyntaxError: '(' was never closed",
+                     "SyntaxError", id="syntax-error"),
+        pytest.param({"mute.py": "class Mute(Exception):\n    def __str__(self):\n        raise TypeError\n"
+                                 "raise Mute()\n"}, "mute", "raised while importing: Mute: <unprintable>", "Mute",
+                     id="unprintable"),
         pytest.param({"pkg/__init__.py": ""}, "pkg.sub", "module not found", None, id="missing-submodule"),
     ],
 )
@@ -137,5 +144,136 @@ def test_module_errors(workdir, write, files, module, fragment, details):
     assert str(info.value).startswith(f"Module {module}: ")
     if details:
         assert details in info.value.details
+        # The user's frames only: neither importlib's machinery nor cool-runner's own frames.
+        assert "importlib" not in info.value.details and "cool_runner" not in info.value.details
+        assert f'{module}.py", line' in info.value.details
     else:
         assert info.value.details is None
+
+
+# --- what a failure shows: the user's frames, in the terminal and as a literal block in the log ------------
+
+NESTED_FAILURE = """
+def helper(value):
+    raise ValueError("bad value " + str(value))
+
+def main(exp):
+    helper(exp.x)
+"""
+
+
+def test_a_failure_shows_the_users_frames_only(workdir, write):
+    _, log, out = run(workdir, write, NESTED_FAILURE, HEAD + "---\nName: a\nx: 1\n")
+    trace = log[0]["TRACEBACK"]
+    assert trace.startswith("Traceback (most recent call last):\n  File ")
+    assert "mymod.py\", line 5, in main" in trace and "mymod.py\", line 2, in helper" in trace
+    assert trace.endswith("ValueError: bad value 1\n")
+    assert "cool_runner" not in trace and "runner.py" not in trace
+    assert "    ValueError: bad value 1\n    Traceback (most recent call last):\n" in out
+    assert "        raise ValueError(\"bad value \" + str(value))\n" in out
+    text = (workdir / "log.yaml").read_text()
+    assert "TRACEBACK: |\n  Traceback (most recent call last):\n    File " in text
+
+
+def test_frames_below_the_users_code_are_kept(workdir, write):
+    module = "def main(exp):\n    return exp.missing_key\n"
+    _, log, _ = run(workdir, write, module, HEAD + "---\nName: a\n")
+    trace = log[0]["TRACEBACK"]
+    assert trace.index("mymod.py") < trace.index("mapping.py") and "runner.py" not in trace
+
+
+def test_debug_shows_the_whole_traceback_but_logs_the_trimmed_one(workdir, write):
+    _, log, out = run(workdir, write, NESTED_FAILURE, HEAD + "---\nName: a\nx: 1\n", debug=True)
+    assert "runner.py" in out and "runner.py" not in log[0]["TRACEBACK"]
+
+
+def test_a_solve_failure_shows_no_empty_traceback(workdir, write):
+    text = HEAD + "---\nName: a\nfn: solve 1/0\n"
+    _, log, out = run(workdir, write, MODULE, text)
+    assert log[0]["ERROR"].startswith("experiment 0 (a): fn: solve 1/0: ZeroDivisionError")
+    assert 'File "<expression>", line 1' in log[0]["TRACEBACK"] and "EvalFailure" not in log[0]["TRACEBACK"]
+    assert "Traceback" not in out  # no frame of a real file to show
+
+
+CARELESS = """
+class Bad(Exception):
+    def __str__(self):
+        raise RuntimeError("no message")
+
+def main(exp):
+    kind = exp.kind
+    if kind == "cycle":
+        loop = {"a": 1}
+        loop["self"] = loop
+        exp.LOOP = loop
+    elif kind == "deep":
+        deep = []
+        for _ in range(2000):
+            deep = [deep]
+        exp.DEEP = deep
+    elif kind == "int":
+        exp.BIG = 2 ** 50_000
+    elif kind == "unprintable":
+        raise Bad()
+    elif kind == "empty":
+        raise ValueError()
+    exp.ACC = 1
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "key"),
+    [
+        pytest.param("cycle", "experiment 0 (x): LOOP.self: a dict that contains itself cannot be written", "LOOP",
+                     id="cycle"),
+        pytest.param("deep", "experiment 0 (x): DEEP: nested more than 100 levels deep (99 levels inside it)", "DEEP",
+                     id="deep"),
+        pytest.param("int", "experiment 0 (x): BIG: an integer of 50,001 bits is too large", "BIG", id="big-int"),
+        pytest.param("unprintable", "Bad: <unprintable>", None, id="unprintable-exception"),
+        pytest.param("empty", "ValueError", None, id="empty-message"),
+    ],
+)
+def test_what_a_module_leaves_behind_fails_only_its_experiment(workdir, write, kind, error, key):
+    text = HEAD + f"---\nName: x\nkind: {kind}\n---\nName: next\nkind: fine\n"
+    summary, log, out = run(workdir, write, CARELESS, text)
+    assert [r["STATUS"] for r in log] == ["failed", "done"] and summary.exit_code == 1
+    assert log[0]["ERROR"].startswith(error)
+    assert summary.outcomes[0].error == log[0]["ERROR"]
+    if key:
+        assert "<not saved: " in str(log[0][key]) and log[0]["ACC"] == 1 and "TRACEBACK" not in log[0]
+    assert f"    {error}" in out
+
+
+# --- multi-line strings in every file the tools write --------------------------------------------------------
+
+NOTE = "first line\n  indented line\nlast line\n"
+
+
+def test_dry_run_and_queue_files_write_multi_line_strings_as_literal_blocks(workdir, write):
+    from cool_runner.queue.filequeue import FileQueue
+    from cool_runner.run.session import dry_run
+
+    path = write("experiment.yaml", HEAD + "---\nName: a\nnote: |\n  first line\n    indented line\n  last line\n")
+    study = load_study(str(path))
+    experiments = Expander(study, rng=random.Random(1)).expand()
+    out = io.StringIO()
+    write("mymod.py", MODULE)
+    dry_run(experiments, search_paths(str(path)), Console(out=out, colour=False))
+    assert "    note: |\n      first line\n        indented line\n      last line\n" in out.getvalue()
+    queue = FileQueue(workdir / "queue.yaml")
+    queue.fill(experiments, study)
+    assert "note: |\n  first line\n    indented line\n  last line\n" in (workdir / "queue.yaml").read_text()
+    taken = queue.take()
+    assert taken.values["note"] == NOTE
+
+
+def test_debug_variable_shows_cool_runners_frames_too(workdir, write):
+    write("mymod.py", NESTED_FAILURE)
+    write("experiment.yaml", HEAD + "---\nName: a\nx: 1\n")
+    plain = run_script("run.py", cwd=workdir)
+    debug = run_script("run.py", cwd=workdir, env={"COOL_RUNNER_DEBUG": "1"})
+    assert plain.returncode == debug.returncode == 1
+    # Experiments run in a worker process (run/child.py) by default, in-process (run/runner.py) with --in-process.
+    assert "mymod.py" in plain.stdout and "cool_runner/run/" not in plain.stdout
+    assert "cool_runner/run/child.py" in debug.stdout and "mymod.py" in debug.stdout
+    assert all("cool_runner" not in record["TRACEBACK"] for record in read_log(workdir / "log.yaml"))

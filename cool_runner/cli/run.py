@@ -164,7 +164,8 @@ def run_command(argv: list[str], console: Console) -> int:
     options = RunOptions(overrides=overrides, pick=parse_pick(args.pick), dry=args.dry, seed=args.seed,
                          fail_fast=args.fail_fast, queue=args.queue, fresh=args.fresh, argv=forwarded,
                          workers=args.workers, gpus=args.gpus, per_gpu=args.per_gpu, isolate=args.isolate,
-                         in_process=args.in_process, launcher=args.launcher, skip_done=args.skip_done)
+                         in_process=args.in_process, launcher=args.launcher, skip_done=args.skip_done,
+                         debug=bool(os.environ.get("COOL_RUNNER_DEBUG")))
     if args.skip_done and (args.resume or args.status or args.add or args.retry or args.cancel):
         raise UsageError("--skip-done applies when the experiment file is expanded", option="--skip-done",
                          hint="leave it out with --resume, --status, --add, --cancel and --retry")

@@ -9,6 +9,7 @@ from typing import IO, Any
 import yaml
 
 from ..errors import ConfigError
+from ..files import open_regular
 from ..yamlio import load_with_text, yaml_error
 
 LOG_SUFFIXES = (".yaml", ".yml")
@@ -38,12 +39,10 @@ def read_bytes(path: str | os.PathLike[str]) -> tuple[bytes, Stamp | None]:
     """A file's bytes, and its stamp if the file did not change while it was read (else None: do not cache)."""
     name = os.fspath(path)
     try:
-        with open(name, "rb") as handle:
+        with open_regular(name, hint="give the path of a .yaml log") as handle:
             before = stamp_of(os.fstat(handle.fileno()))
             data = _read_handle(handle)
         after = stamp_of(os.stat(name))  # by path: a file replaced meanwhile has another inode
-    except FileNotFoundError as exc:
-        raise ConfigError("file not found", file=name, hint="give the path of a .yaml log") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", file=name) from exc
     return data, (before if before == after and before[0] == len(data) else None)

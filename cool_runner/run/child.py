@@ -21,14 +21,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Callable
 
-from ..errors import CoolRunnerError, ModuleLoadError
+from ..errors import LimitError, ModuleLoadError
 from ..keys import Status, is_runner_key
 from ..study.expand import Experiment
 from ..study.expressions import Compiler
 from ..study.mapping import TrackedExp
 from .importing import load_module
 from .metadata import Packages, now, worker_fields
-from .records import build_record, changed_values
+from .records import build_record, changed_values, failure, settle
 from .solve import recipes_of, solve_all
 from .wire import decode, read_message, write_message
 
@@ -91,6 +91,7 @@ class Worker:
     def __init__(self, hello: Mapping[str, Any], result_fd: int) -> None:
         self.result_fd = result_fd
         self.isolate = bool(hello.get("isolate"))
+        self.debug = bool(hello.get("debug"))
         self.paths = list(hello.get("paths", ()))
         self.mains: dict[str, Callable[[Any], Any]] = {}
         self.compiler = Compiler()
@@ -176,7 +177,7 @@ class Worker:
         experiment = Experiment(values=values, index=task["index"], solves=list(task["solves"]))
         exp = TrackedExp.track(values)
         recipes = recipes_of(experiment)
-        status, error, trace, elapsed = Status.DONE, None, None, 0.0
+        status, error, trace, shown, elapsed = Status.DONE, None, None, None, 0.0
         start = now()
         try:
             self.running = True
@@ -195,17 +196,21 @@ class Worker:
         except KeyboardInterrupt:
             status, error = Status.INTERRUPTED, "KeyboardInterrupt"
         except SystemExit as exc:
-            status, error, trace = Status.FAILED, exit_error(exc), traceback.format_exc()
+            status = Status.FAILED
+            _, trace, shown = failure(exc, debug=self.debug)
+            error = exit_error(exc)
         except Exception as exc:
-            status, trace = Status.FAILED, traceback.format_exc()
-            error = str(exc) if isinstance(exc, CoolRunnerError) else f"{type(exc).__name__}: {exc}"
+            status = Status.FAILED
+            error, trace, shown = failure(exc, debug=self.debug)
         unread = exp.unread(is_runner_key) if status == Status.DONE else []
         changes = changed_values(values, exp, recipes)
         facts = worker_fields(self.packages, start) if self.packages is not None else None
+        problems: list[LimitError] = []
         record = build_record(exp, recipes, status=status, elapsed=elapsed, error=error, traceback_text=trace,
-                              place=task["place"], changes=changes, metadata=facts)
+                              place=task["place"], changes=changes, metadata=facts, problems=problems)
+        status, error = settle(record, status, error, problems, experiment.index, values.get("Name"))
         return {"kind": "result", "status": str(status), "record": record, "error": error, "elapsed": elapsed,
-                "unread": unread, "changed": [change.describe() for change in changes]}
+                "unread": unread, "changed": [change.describe() for change in changes], "trace": shown}
 
     def run_forked(self, task: Mapping[str, Any]) -> dict[str, Any]:
         """Run the experiment in a fresh fork of this process, which already imported the modules."""

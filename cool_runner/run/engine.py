@@ -49,9 +49,9 @@ class Engine(Runner, Interrupts):
     def __init__(self, console: Console, *, paths: Sequence[str] = (), fail_fast: bool = False, grace: float = 2.0,
                  listeners: Sequence[Listener] = (), slots: Sequence[SlotSpec] = (SlotSpec(0),),
                  isolate: bool = False, runs_dir: str = "runs", argv: Sequence[str] = (),
-                 stamp: Mapping[str, Any] | None = None, metadata: bool = True) -> None:
+                 stamp: Mapping[str, Any] | None = None, metadata: bool = True, debug: bool = False) -> None:
         super().__init__(console, paths=paths, fail_fast=fail_fast, grace=grace, listeners=listeners, stamp=stamp,
-                         metadata=metadata)
+                         metadata=metadata, debug=debug)
         self.pool = Pool(slots, self._hello)
         self.isolate = isolate
         self.runs_dir = runs_dir
@@ -69,7 +69,7 @@ class Engine(Runner, Interrupts):
     def _hello(self) -> dict[str, Any]:
         """What a new worker needs: where modules are, the module's arguments, which modules to import."""
         return {"paths": self.paths, "argv": self.argv, "modules": list(self.modules), "isolate": self.isolate,
-                "metadata": self.metadata is not None}
+                "metadata": self.metadata is not None, "debug": self.debug}
 
     def preload(self, experiments: Sequence[Experiment]) -> None:
         """Start the workers, which import every Module before anything runs, so a typo fails at once."""
@@ -306,7 +306,7 @@ class Engine(Runner, Interrupts):
                 continue
             elif kind == "result":
                 self._finish(slot, message["status"], message["record"], message["error"], message["elapsed"],
-                             message["unread"], summary, source, message.get("changed", ()))
+                             message["unread"], summary, source, message.get("changed", ()), message.get("trace"))
             elif kind == "died":  # --isolate: the experiment's own process died; the worker lives on
                 code = wait_status_code(message["wait_status"])
                 self._fail(slot, self._with_tail(ending(code), slot.job), summary, source)
@@ -338,7 +338,8 @@ class Engine(Runner, Interrupts):
         self._finish(slot, str(Status.FAILED), record, error, elapsed, [], summary, source)
 
     def _finish(self, slot: Slot, status: str, record: dict[str, Any], error: str | None, elapsed: float,
-                unread: list[tuple[Any, ...]], summary: Summary, source: Source, changed: Sequence[str] = ()) -> None:
+                unread: list[tuple[Any, ...]], summary: Summary, source: Source, changed: Sequence[str] = (),
+                trace: str | None = None) -> None:
         """Log an experiment's record, tell the source and the listeners, and show the result line."""
         job: Job = slot.job
         slot.job = None
@@ -357,7 +358,8 @@ class Engine(Runner, Interrupts):
         self.plan.end(experiment, status)
         if slot.job is None:
             self.terminal.idle(slot.spec.number, slot.spec.label)
-        self.report(job.label, _name(experiment), status, elapsed, record, experiment.values, error, unread, changed)
+        self.report(job.label, _name(experiment), status, elapsed, record, experiment.values, error, unread, changed,
+                    trace)
         self._outcome(summary, Outcome(experiment.index, experiment.name, status, elapsed, record, error))
         for line in later:
             self.console.print(line)

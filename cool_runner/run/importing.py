@@ -6,14 +6,13 @@ import importlib
 import importlib.util
 import os
 import sys
-import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from ..errors import ModuleLoadError
+from ..errors import ModuleLoadError, describe, message_of, user_traceback
 
 
 def search_paths(experiment_file: str | None) -> list[str]:
@@ -62,7 +61,8 @@ def find_module(name: str) -> None:
         else:
             raise ModuleLoadError(name, f"a parent package failed to import: {exc}") from exc
     except Exception as exc:
-        raise ModuleLoadError(name, "raised while importing its package", details=traceback.format_exc()) from exc
+        raise ModuleLoadError(name, f"raised while importing its package: {describe(exc)}",
+                              details=user_traceback(exc)) from exc
     if spec is None:
         raise ModuleLoadError(name, "module not found",
                               hint="Module is a dotted import path such as modules.example, relative to the "
@@ -78,13 +78,12 @@ def load_module(name: str) -> Callable[[Any], Any]:
             raise ModuleLoadError(name, "module not found",
                                   hint="Module is a dotted import path such as modules.example, relative to the "
                                        "current folder or the experiment file's folder") from exc
-        raise ModuleLoadError(name, f"raised while importing: {exc}", details=traceback.format_exc(),
+        raise ModuleLoadError(name, f"raised while importing: {message_of(exc)}", details=user_traceback(exc),
                               hint=f"install {exc.name!r} or fix the import") from exc
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise ModuleLoadError(name, f"raised while importing: {type(exc).__name__}: {exc}",
-                              details=traceback.format_exc()) from exc
+        raise ModuleLoadError(name, f"raised while importing: {describe(exc)}", details=user_traceback(exc)) from exc
     main = getattr(module, "main", None)
     if not callable(main):
         raise ModuleLoadError(name, f"has no main(exp) function ({module.__file__})",

@@ -9,24 +9,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..emitter import Emitter
+from ..errors import CoolRunnerError, LimitError, message_of, user_traceback
 from ..files import append_locked
-from ..keys import ABSENT, METADATA_KEYS, PLACE_KEYS, RESULT_KEYS, RUNNER_KEYS, format_key
+from ..keys import ABSENT, METADATA_KEYS, PLACE_KEYS, RESULT_KEYS, RUNNER_KEYS, Status, format_key
 from ..yamlio import dump, to_plain
 
 
 def build_record(values: Mapping[str, Any], recipes: Mapping[tuple[Any, ...], str], *, status: str,
                  elapsed: float, error: str | None = None, traceback_text: str | None = None,
                  place: Mapping[str, Any] | None = None, changes: Sequence[Change] = (),
-                 metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 metadata: Mapping[str, Any] | None = None, problems: list[LimitError] | None = None) -> dict[str, Any]:
     """The log record: the experiment as the module left it, `solve` recipes as text, and the run's facts.
 
     `metadata` (what ran: times, git, versions) comes first, a key the module set itself winning; then
     `changes`, the configured values the module changed (kept under CONFIGURED), and `place`, where it ran
-    (SLOT, GPU, OUTPUT); then the timing and status.
+    (SLOT, GPU, OUTPUT); then the timing and status. With `problems`, a value that cannot be written (it contains
+    itself, nests too deeply, a huge integer) is replaced by a note and its error collected there, so the record
+    is still written.
     """
     for path, recipe in recipes.items():
         values = _restore(values, path, recipe)  # before converting: the solved objects are not data
-    record = to_plain(values)
+    record = to_plain(values, problems=problems)
     for key in RESULT_KEYS:
         record.pop(key, None)
     for key, value in (metadata or {}).items():
@@ -50,6 +53,36 @@ def build_record(values: Mapping[str, Any], recipes: Mapping[tuple[Any, ...], st
     if traceback_text is not None:
         record["TRACEBACK"] = traceback_text
     return record
+
+
+def failure(exc: BaseException, *, debug: bool = False) -> tuple[str, str, str]:
+    """ERROR and TRACEBACK for what an experiment raised, and the traceback to show (the whole one with debug).
+
+    TRACEBACK starts at the user's code: cool-runner's own frames that called it are left out.
+    """
+    if isinstance(exc, CoolRunnerError):
+        error = str(exc)
+    else:
+        message = message_of(exc)
+        error = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    trace = user_traceback(exc)
+    if not debug:
+        return error, trace, trace
+    import traceback
+
+    return error, trace, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def settle(record: dict[str, Any], status: str, error: str | None, problems: list[LimitError], index: int,
+           name: Any) -> tuple[str, str | None]:
+    """The status and error once `build_record` found values it could not write (a list containing itself, say):
+    the record keeps a note in their place, and an experiment that was done counts as failed."""
+    if not problems or status != Status.DONE:
+        return status, error
+    problems[0].experiment, problems[0].name = index, name
+    error = str(problems[0])
+    record["STATUS"], record["ERROR"] = str(Status.FAILED), error
+    return Status.FAILED, error
 
 
 def _restore(node: Any, path: tuple[Any, ...], recipe: str) -> Any:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from ..console import STATUS_COLOURS, Console
-from ..errors import CoolRunnerError, Terminated
+from ..errors import LimitError, Terminated
 from ..files import interrupts_deferred
 from ..keys import STATUSES, Status, is_runner_key
 from ..study.expand import Experiment
@@ -18,10 +18,11 @@ from ..study.expressions import Compiler
 from ..study.mapping import TrackedExp
 from .importing import importable, load_module
 from .metadata import Metadata, now
-from .records import append_record, build_record, changed_values, describe_paths, describe_results
+from .records import append_record, build_record, changed_values, describe_paths, describe_results, failure, settle
 from .solve import recipes_of, solve_all
 
 log = logging.getLogger("cool_runner")
+_REAL_FRAME = re.compile(r'^\s*File "[^<]', re.M)
 
 class Source(Protocol):
     """Where experiments come from: a list in memory or a queue file.
@@ -120,8 +121,9 @@ class Runner:
 
     def __init__(self, console: Console, *, paths: Sequence[str] = (), fail_fast: bool = False,
                  grace: float = 2.0, listeners: Sequence[Listener] = (),
-                 stamp: Mapping[str, Any] | None = None, metadata: bool = True) -> None:
+                 stamp: Mapping[str, Any] | None = None, metadata: bool = True, debug: bool = False) -> None:
         self.console = console
+        self.debug = debug  # show a failure's whole traceback, cool-runner's own frames included
         self.paths = list(paths)
         self.metadata = Metadata(self.paths) if metadata else None
         self.fail_fast = fail_fast
@@ -199,7 +201,7 @@ class Runner:
         values.update(self.stamp)
         exp = TrackedExp.track(values)
         recipes = recipes_of(experiment)
-        status, error, trace, elapsed = Status.DONE, None, None, 0.0
+        status, error, trace, shown, elapsed = Status.DONE, None, None, None, 0.0
         start = now() if self.metadata else ""
         try:
             main = self.main_of(values["Module"])
@@ -218,23 +220,26 @@ class Runner:
                 self.console.print(f"{label} {name} put back at the front of the queue")
             raise
         except Exception as exc:
-            status, trace = Status.FAILED, traceback.format_exc()
-            error = str(exc) if isinstance(exc, CoolRunnerError) else f"{type(exc).__name__}: {exc}"
+            status = Status.FAILED
+            error, trace, shown = failure(exc, debug=self.debug)
         unread = exp.unread(is_runner_key) if status == Status.DONE else []
         changes = changed_values(values, exp, recipes)
         facts = (self.metadata.fields(values, file=experiment.file, line=experiment.line, start=start, end=now())
                  if self.metadata else None)
+        problems: list[LimitError] = []
         with interrupts_deferred():
             record = build_record(exp, recipes, status=status, elapsed=elapsed, error=error, traceback_text=trace,
-                                  changes=changes, metadata=facts)
+                                  changes=changes, metadata=facts, problems=problems)
+            status, error = settle(record, status, error, problems, experiment.index, experiment.name)
             append_record(values["YamlLog"], record)
             source.finish(experiment, status)
-        self.report(label, name, status, elapsed, record, values, error, unread, [c.describe() for c in changes])
+        self.report(label, name, status, elapsed, record, values, error, unread, [c.describe() for c in changes],
+                    shown)
         return Outcome(experiment.index, experiment.name, status, elapsed, record, error)
 
     def report(self, label: str, name: Any, status: str, elapsed: float, record: Mapping[str, Any],
                values: Mapping[str, Any], error: str | None, unread: list[tuple[Any, ...]],
-               changed: Sequence[str] = ()) -> None:
+               changed: Sequence[str] = (), trace: str | None = None) -> None:
         word = self.console.paint(status, STATUS_COLOURS.get(status, ""))
         line = f"{label} {name} {word} in {elapsed:.1f} s"
         results = describe_results(record, values)
@@ -243,6 +248,8 @@ class Runner:
         self.console.print(line)
         if error and status == Status.FAILED:
             self.console.print(f"    {self.console.paint(error.splitlines()[0], 'red')}")
+            if trace and _REAL_FRAME.search(trace):  # frames of the user's files to show, not just `<expression>`
+                self.console.print("".join(f"    {line}\n" for line in trace.splitlines()).rstrip("\n"))
         if unread:
             self.console.print(f"    never read by the module: {describe_paths(unread)}")
         if changed:

@@ -10,12 +10,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..console import Console
 from ..emitter import Emitter
-from ..errors import Terminated, UsageError
+from ..errors import ConfigError, Terminated, UsageError
+from ..files import read_regular, write_problem
 from ..keys import host_name
 from ..study.expand import Expander, Experiment
 from ..study.load import load_study, require_experiments
@@ -45,6 +45,8 @@ class RunOptions:
     launcher: str | None = None
     #: Keys added to every experiment before it runs (SLURM_JOB_ID in a cluster job).
     stamp: dict[str, Any] = field(default_factory=dict)
+    #: Show a failure's whole traceback, cool-runner's own frames included (COOL_RUNNER_DEBUG=1).
+    debug: bool = False
     listeners: list[Listener] = field(default_factory=list)
     #: Slots and isolation; None takes the experiment file's Global setting.
     workers: int | None = None
@@ -120,6 +122,8 @@ def run_study(path: str, options: RunOptions | None = None, console: Console | N
         return submit_to_slurm(study, experiments, paths, options, console)
     from .runner import MemorySource  # not before: --dry needs none of the running machinery
 
+    if options.queue:
+        check_queue_path(options.queue)
     runner = make_runner(console, paths, options, study.settings, study.defaults, study.path)
     queue_path = options.queue or study.settings["queue"]
     try:
@@ -186,11 +190,20 @@ def resume_queue(queue_path: str, options: RunOptions | None = None, console: Co
 
     options = options or RunOptions()
     console = console or Console()
+    check_queue_path(queue_path)
     queue = FileQueue(queue_path)
     config = queue.config()
     runner = make_runner(console, search_paths(experiment_file), options, config.get("settings") or {},
                          config.get("defaults") or {}, str(queue.path))
     return serve_queue(runner, queue, options.argv, console)
+
+
+def check_queue_path(queue_path: str) -> None:
+    """Refuse a queue that could not be written (a folder, a path under /proc, ...) before anything runs."""
+    problem = write_problem(queue_path)
+    if problem:
+        raise UsageError(f"{queue_path} {problem}", option="--queue",
+                         hint="give the path of a file in a folder you can write to")
 
 
 def queue_of(experiment_file: str, overrides: Sequence[str] = ()) -> str:
@@ -206,10 +219,13 @@ def add_to_queue(queue_path: str, yaml_path: str) -> int:
     """Append the documents of a YAML file to a queue under its lock; returns how many were added."""
     from ..queue.filequeue import FileQueue
 
+    check_queue_path(queue_path)
     try:
-        text = Path(yaml_path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {yaml_path}: {exc.strerror}", option="--add") from exc
+        text = read_regular(yaml_path).decode("utf-8")
+    except ConfigError as exc:
+        raise UsageError(f"cannot read {yaml_path}: {exc.what}", option="--add") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read {yaml_path}: not UTF-8 text ({exc.reason})", option="--add") from exc
     return FileQueue(queue_path).append(text, yaml_path)
 
 
@@ -241,12 +257,12 @@ def make_runner(console: Console, paths: list[str], options: RunOptions, setting
     metadata = settings.get("metadata", True) is not False
     if options.in_process:
         return Runner(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, stamp=options.stamp,
-                      metadata=metadata)
+                      metadata=metadata, debug=options.debug)
     from .engine import Engine  # only here: --in-process needs no worker processes
 
     return Engine(console, paths=paths, fail_fast=options.fail_fast, listeners=listeners, slots=slots,
                   isolate=isolate, runs_dir=str(settings.get("runs_dir") or "runs"), argv=options.argv,
-                  stamp=options.stamp, metadata=metadata)
+                  stamp=options.stamp, metadata=metadata, debug=options.debug)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -7,14 +7,14 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EvalFailure, ExpressionError
+from ..errors import EvalFailure, ExpressionError, describe
 from ..keys import lookup, walk
 
 if TYPE_CHECKING:
     from ..study.expand import Experiment
     from ..study.mapping import Exp
 
-from ..study.expressions import _BUILTINS, SOLVE, Compiler, Scope, describe, evaluate
+from ..study.expressions import _BUILTINS, SOLVE, Compiler, Scope, evaluate
 
 
 class SolveScope(Scope):

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError, CycleError, EvalFailure, ExpressionError
+from ..files import write_problem
 from ..keys import ABSENT, SKIP, host_name, lookup, walk
 from .after import dependencies
 from .expressions import Compiler
@@ -89,6 +90,7 @@ class Expander:
         self.rng = rng or random.Random()
         self.host = host or host_name()
         self.compiler = Compiler()
+        self.log_problems: dict[str, str | None] = {}  # YamlLog path -> why it cannot be written (checked once)
 
     def new_rnd_idx(self) -> int:
         return self.rng.randint(100000, 999999)
@@ -221,6 +223,15 @@ class Expander:
             raise ConfigError(f"must be a number of seconds above 0, not {timeout!r}", file=self.study.path,
                               line=line_of(definition, ["Timeout"]) or experiment.line, experiment=experiment.index,
                               name=experiment.name, key=("Timeout",), hint="e.g. Timeout: 3600, or null for none")
+        log = experiment.values["YamlLog"]
+        if log not in self.log_problems:
+            self.log_problems[log] = write_problem(log)
+        if self.log_problems[log]:
+            holder = definition if "YamlLog" in definition else self.study.defaults
+            raise ConfigError(f"{log} {self.log_problems[log]}", file=self.study.path,
+                              line=line_of(holder, ["YamlLog"]) or experiment.line, experiment=experiment.index,
+                              name=experiment.name, key=("YamlLog",),
+                              hint="give the path of a file in a folder you can write to")
 
     def error(self, definition: Mapping[str, Any], experiment: Experiment, values: Exp, pending: Pending,
               exc: EvalFailure | None, cycle: Sequence[Pending]) -> ExpressionError:

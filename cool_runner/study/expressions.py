@@ -2,18 +2,87 @@
 
 from __future__ import annotations
 
+import ast
 import builtins
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any, Callable
 
-from ..errors import CoolRunnerError, EvalFailure
+from ..errors import CoolRunnerError, EvalFailure, describe
+from ..limits import INT_HINT, MAX_INT_BITS, MAX_REPEAT
 from .mapping import History, thaw
 
 PARSE = "parse "
 SOLVE = "solve "
-_BUILTINS = vars(builtins)
+
+
+# --- arithmetic that cannot run for hours ---------------------------------------------------------------
+# `10**10**10` or `[0] * 10**12` would hold the expansion inside one C call, deaf even to Ctrl-C. Expressions
+# are compiled with `**`, `<<` and `*` routed through these checks (and `pow` replaced), which refuse results
+# beyond the limits before computing them. Loops over huge ranges or calls into other modules are not covered.
+
+
+def _too_large(what: str) -> OverflowError:
+    return OverflowError(f"{what}; {INT_HINT}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(number: int, spec: str = "") -> str:
+    """A number for a message: written out when short, by its size otherwise."""
+    return format(number, spec) if number.bit_length() <= 64 else f"a {number.bit_length():,}-bit number"
+
+
+def _power(base: Any, exponent: Any, modulus: Any = None) -> Any:
+    if modulus is None and _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
+        bits = exponent * math.log2(abs(base))
+        if bits > MAX_INT_BITS:
+            raise _too_large(f"the result of {_show(base)} ** {_show(exponent)} would have about {bits:,.0f} bits")
+    return pow(base, exponent) if modulus is None else pow(base, exponent, modulus)
+
+
+def _shift(value: Any, count: Any) -> Any:
+    if _is_int(value) and _is_int(count) and value and count > 0 and value.bit_length() + count > MAX_INT_BITS:
+        bits = value.bit_length() + count
+        raise _too_large(f"the result of {_show(value)} << {_show(count)} would have {bits:,} bits")
+    return value << count
+
+
+def _times(left: Any, right: Any) -> Any:
+    if left.__class__ is float or right.__class__ is float:  # the common case: nothing to check
+        return left * right
+    if _is_int(left) and _is_int(right):
+        if left and right and left.bit_length() + right.bit_length() > MAX_INT_BITS + 1:
+            raise _too_large(f"the product would have about {left.bit_length() + right.bit_length():,} bits")
+    elif (isinstance(left, (str, bytes, list, tuple)) and _is_int(right)) or \
+            (isinstance(right, (str, bytes, list, tuple)) and _is_int(left)):
+        sequence, count = (left, right) if _is_int(right) else (right, left)
+        if len(sequence) * count > MAX_REPEAT:
+            times = _show(count, ",")
+            raise MemoryError(f"repeating a {type(sequence).__name__} of length {len(sequence):,} {times} times "
+                              f"would hold more than {MAX_REPEAT:,} items")
+    return left * right
+
+
+_GUARDS = {ast.Pow: "__cool_power__", ast.LShift: "__cool_shift__", ast.Mult: "__cool_times__"}
+_BUILTINS = {**vars(builtins), "pow": _power}
+_GLOBALS = {"__builtins__": _BUILTINS, "__cool_power__": _power, "__cool_shift__": _shift, "__cool_times__": _times}
+
+
+class _Guard(ast.NodeTransformer):
+    """Routes `a ** b`, `a << b` and `a * b` through the checks above."""
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        guard = _GUARDS.get(type(node.op))
+        if guard is None:
+            return node
+        call = ast.Call(func=ast.Name(id=guard, ctx=ast.Load()), args=[node.left, node.right], keywords=[])
+        return ast.copy_location(call, node)
 
 
 class Scope(dict):
@@ -26,7 +95,7 @@ class Scope(dict):
     __slots__ = ("history", "layers")
 
     def __init__(self, layers: list[Mapping[Any, Any]], history: History | None) -> None:
-        super().__init__(__builtins__=_BUILTINS)
+        super().__init__(_GLOBALS)
         self.layers = layers
         self.history = history
 
@@ -52,19 +121,12 @@ class Compiler:
         code = self.cache.get(source)
         if code is None:
             try:
-                code = compile(source.strip(), "<expression>", "eval")
+                tree = ast.parse(source.strip(), "<expression>", "eval")
             except SyntaxError as exc:
                 raise EvalFailure(f"SyntaxError: {exc.msg}", "check the Python syntax of the expression") from exc
+            code = compile(ast.fix_missing_locations(_Guard().visit(tree)), "<expression>", "eval")
             self.cache[source] = code
         return code
-
-
-def describe(exc: BaseException) -> str:
-    """`Type: message` on one line."""
-    message = str(exc).strip().splitlines()
-    if isinstance(exc, KeyError) and exc.args:
-        message = [str(exc.args[0])]
-    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
 
 
 def evaluate(code: CodeType, scope: Scope, explain_name: Callable[[str], str | None]) -> Any:

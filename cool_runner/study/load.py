@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, LimitError, UsageError
+from ..files import write_problem
 from ..keys import format_key
+from ..limits import DEPTH_HINT, MAX_DEPTH, ValueProblem, check_value
 from ..yamlio import LineDict, load_located, load_scalar
 
 GLOBAL_KEYS = {"repeat": 1, "queue": None, "slack": False, "slack_config": {}, "workers": None, "gpus": None,
@@ -32,12 +34,19 @@ def apply_override(defaults: dict[str, Any], argument: str) -> None:
     key, sep, text = body.partition("=")
     if not sep or not key.strip() or any(not part for part in key.split(".")):
         raise UsageError(f"cannot read {argument!r}", option=argument, hint="write +key.path=value, e.g. +lr=0.1")
+    parts = key.split(".")
+    if len(parts) >= MAX_DEPTH:
+        raise UsageError(f"the key path has {len(parts)} parts", option=argument, hint=DEPTH_HINT)
     try:
         value = load_scalar(text)
+        check_value(value, depth=len(parts))
+    except LimitError as exc:
+        raise UsageError(exc.what, option=argument, hint=exc.hint) from exc
+    except ValueProblem as exc:
+        raise UsageError(exc.what, option=argument, hint=DEPTH_HINT) from exc
     except ConfigError as exc:
         raise UsageError(f"the value is not valid YAML: {exc.what}", option=argument,
                          hint="quote the whole argument in the shell, e.g. '+layers=[1, 2]'") from exc
-    parts = key.split(".")
     node = defaults
     for depth, part in enumerate(parts[:-1], start=1):
         child = node.get(part)
@@ -107,6 +116,10 @@ def read_settings(raw: Any, path: str, defaults: Mapping[str, Any]) -> dict[str,
         raise ConfigError(f"must be a file path or null, not {_describe(queue)}", file=path,
                           key=("Global", "queue"), line=lines.get("queue"),
                           hint="e.g. queue: queue.yaml; null keeps the experiments in memory")
+    problem = write_problem(queue) if queue else None
+    if problem:
+        raise ConfigError(f"{queue} {problem}", file=path, key=("Global", "queue"), line=lines.get("queue"),
+                          hint="give the path of a file in a folder you can write to")
     if settings["slack"] is None:
         settings["slack"] = False
     for key in ("slack", "metadata"):

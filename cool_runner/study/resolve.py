@@ -14,14 +14,14 @@ from itertools import chain
 from typing import Any, Callable
 
 from ..errors import EvalFailure, ExpressionError
-from .expressions import _BUILTINS, PARSE, SOLVE, Compiler, Scope, evaluate
+from ..limits import LIMIT_HINTS, ValueProblem, check_value, describe_path
+from .expressions import _GLOBALS, PARSE, SOLVE, Compiler, Scope, evaluate
 from .mapping import Exp, History, View, missing_key
 
 _WAITING, _BUSY, _DONE = 0, 1, 2
 _SCALARS = frozenset({int, float, bool, type(None)})
 _SKIP = len(PARSE)
 _EMPTY: Mapping[Any, Any] = {}
-_GLOBALS = {"__builtins__": _BUILTINS}
 
 Path = tuple[Any, ...]
 
@@ -215,6 +215,11 @@ class Resolution:
             code = self.codes.get(pending.source) or self.compiler.compile(pending.source)
             scope = LiveScope(self, pending)
             value = evaluate(code, scope, scope.explain)
+            try:
+                check_value(value, depth=len(pending.path))
+            except ValueProblem as problem:
+                raise EvalFailure(f"the result cannot be kept: {problem.what}{describe_path(problem.path)}",
+                                  LIMIT_HINTS[problem.limit]) from problem
         except EvalFailure as exc:
             raise self.fail(self.root, pending, exc, []) from exc
         pending.container[pending.key] = value
