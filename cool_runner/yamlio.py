@@ -48,26 +48,26 @@ class Loader(_SafeLoader):
         super().__init__(stream)
         # Without an anchor (`&`) there can be no alias, so the document is a tree and composing it checked it all.
         self.anchored = ("&" if isinstance(stream, str) else b"&") in stream
-        self.depth = self.deepest = 0
+        self.nodes: list[Any] = []  # the parents of the node being composed
+        self.ascend_resolver = self.nodes.pop  # called after every node: a C call, no Python frame
+        self.at_limit = False
 
     # The composer (libyaml's, in C, as well as PyYAML's) calls these two around every node it builds, scalars
     # included. Counting there stops a deeply nested text at the limit, before the composer's recursion can
     # crash the process (libyaml's does so at some tens of thousands of levels) and at almost no cost.
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        depth = self.depth = self.depth + 1
-        if depth > self.deepest:
-            self.deepest = depth
-            if depth > MAX_DEPTH + 1:  # a node this deep sits in a collection beyond the limit
+        nodes = self.nodes
+        nodes.append(current_node)
+        if len(nodes) > MAX_DEPTH:
+            self.at_limit = True  # something sits at the last level: construct_document looks closer
+            if len(nodes) > MAX_DEPTH + 1:  # a node this deep sits in a collection beyond the limit
                 raise too_deep(current_node.start_mark)
 
-    def ascend_resolver(self) -> None:
-        self.depth -= 1
-
     def construct_document(self, node: yaml.Node) -> Any:
-        deepest, self.deepest = self.deepest, 0
+        at_limit, self.at_limit = self.at_limit, False
         if self.anchored and not isinstance(node, yaml.ScalarNode):
             check_aliases(node)
-        elif deepest > MAX_DEPTH:  # something sits at the last level: only a scalar may
+        elif at_limit:  # only a scalar may sit at the last level
             check_depth(node)
         return super().construct_document(node)
 
