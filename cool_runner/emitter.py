@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .yamlio import to_plain
+from .yamlio import literal_fits, to_plain
 
 # A string is written plain only when YAML can only read it back as that same string: it starts with a letter
 # or `_` (so no number, date, `.inf`, `~` or indicator), has no `:`, `#`, comma or bracket, single spaces only
@@ -47,10 +47,10 @@ def _float(value: float) -> str:
 
 
 def _scalar(value: Any) -> str | None:
-    """The YAML text of a plain scalar, or None for anything else."""
+    """The YAML text of a plain scalar, or None for anything else (a multi-line string is a literal block)."""
     kind = type(value)
     if kind is str:
-        return _string(value)
+        return None if "\n" in value and literal_fits(value) else _string(value)
     if kind is int:
         return str(value)
     if kind is float:
@@ -60,6 +60,18 @@ def _scalar(value: Any) -> str | None:
     if value is None:
         return "null"
     return None
+
+
+def _literal(text: str, head: str, indent: str, lines: list[str]) -> None:
+    """A multi-line string as a literal block after `head`, its lines two spaces deeper than `indent`.
+
+    The indentation is stated (`|2`), so a first line that starts with spaces stays as it is; an empty line is
+    written as `indent` alone, which a block reads as an empty line.
+    """
+    body, chomp = (text[:-1], "") if text.endswith("\n") else (text, "-")
+    lines.append(f"{head} |2{chomp}")
+    pad = indent + "  "
+    lines.extend(pad + line if line else indent for line in body.split("\n"))
 
 
 class Emitter:
@@ -90,7 +102,10 @@ class Emitter:
             head = heads.get((indent, key.__class__, key)) or self._head(indent, key)
             kind = value.__class__  # the common scalars inline: this loop runs for every value shown
             if kind is str:
-                append(f"{head} {_string(value)}")
+                if "\n" in value and literal_fits(value):
+                    _literal(value, head, indent, lines)
+                else:
+                    append(f"{head} {_string(value)}")
             elif kind is int:
                 append(f"{head} {value}")
             else:
@@ -115,6 +130,8 @@ class Emitter:
             else:
                 lines.append(head)
                 self._items(value, texts, indent, lines)
+        elif type(value) is str:  # a multi-line string (the others are scalars)
+            _literal(value, head, indent, lines)
         else:
             plain = to_plain(value)
             text = _scalar(plain)

@@ -259,7 +259,7 @@ def test_dry_run_and_queue_files_write_multi_line_strings_as_literal_blocks(work
     out = io.StringIO()
     write("mymod.py", MODULE)
     dry_run(experiments, search_paths(str(path)), Console(out=out, colour=False))
-    assert "    note: |\n      first line\n        indented line\n      last line\n" in out.getvalue()
+    assert "    note: |2\n      first line\n        indented line\n      last line\n" in out.getvalue()
     queue = FileQueue(workdir / "queue.yaml")
     queue.fill(experiments, study)
     assert "note: |\n  first line\n    indented line\n  last line\n" in (workdir / "queue.yaml").read_text()

@@ -6,12 +6,14 @@ import enum
 import multiprocessing
 import os
 import random
+import textwrap
 from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
 
 from cool_runner import ConfigError, yamlio
+from cool_runner.emitter import Emitter
 from cool_runner.errors import LimitError
 from cool_runner.files import append_locked, atomic_write, read_regular, write_problem
 from cool_runner.yamlio import Loader, dump, dump_all, load_all, load_scalar, load_with_text, to_plain
@@ -293,6 +295,20 @@ def test_multi_line_strings_round_trip_exactly():
                 out = yaml.dump(doc, Dumper=dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
                                 width=120, explicit_start=True)
                 assert list(yaml.load_all(out, Loader=Loader)) == [doc], (dumper.__name__, out)
+
+
+@pytest.mark.parametrize("indent", ["", "    "])
+def test_the_fast_emitter_writes_literal_blocks_that_round_trip(indent):
+    # --dry listings and the runner's own keys in records are written by the small emitter, not PyYAML's.
+    assert Emitter().dump({"t": "a\n  b\n"}, indent) == f"{indent}t: |2\n{indent}  a\n{indent}    b\n"
+    rng = random.Random(5)
+    pieces = [" ", "  ", "\t", "\n", "\n", "a", "é", "#", "- ", ": ", "'", '"', "|", "---", "...", "\r", "x "]
+    for _ in range(1500):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 9)))
+        for doc in ({"k": text}, {"k": {"n": [text, 1]}}, {"k": [text]}, {"k": [{"m": text}]}, {"k": [[text, {"z": text}]]}):
+            out = Emitter().dump(doc, indent)
+            assert all(line.startswith(indent) for line in out.splitlines())
+            assert yaml.load(textwrap.dedent(out), Loader=Loader) == doc, out
 
 
 def test_copied_record_text_keeps_literal_blocks_exact():

@@ -11,7 +11,7 @@ from types import CodeType
 from typing import Any, Callable
 
 from ..errors import CoolRunnerError, EvalFailure, describe
-from ..limits import INT_HINT, MAX_INT_BITS, MAX_REPEAT
+from ..limits import INT_HINT, LIMIT_HINTS, MAX_INT_BITS, MAX_REPEAT, ValueProblem, check_value, describe_path
 from .mapping import History, thaw
 
 PARSE = "parse "
@@ -129,10 +129,14 @@ class Compiler:
         return code
 
 
-def evaluate(code: CodeType, scope: Scope, explain_name: Callable[[str], str | None]) -> Any:
-    """Evaluate compiled code; a failure becomes EvalFailure, with advice for names not yet resolved."""
+def evaluate(code: CodeType, scope: Scope, explain_name: Callable[[str], str | None],
+             check: Callable[[Any], None] | None = None) -> Any:
+    """Evaluate compiled code; a failure becomes EvalFailure, with advice for names not yet resolved.
+
+    `check` sees the raw result first (it raises EvalFailure for one that cannot be kept), before `thaw` walks it.
+    """
     try:
-        return thaw(eval(code, scope))
+        value = eval(code, scope)
     except CoolRunnerError:
         raise  # a key this expression needed failed on its own: that error names the key
     except NameError as exc:
@@ -141,3 +145,19 @@ def evaluate(code: CodeType, scope: Scope, explain_name: Callable[[str], str | N
         raise EvalFailure(describe(exc), hint) from exc
     except Exception as exc:
         raise EvalFailure(describe(exc)) from exc
+    if check is not None:
+        check(value)
+    try:
+        return thaw(value)
+    except Exception as exc:
+        raise EvalFailure(describe(exc)) from exc
+
+
+def check_result(value: Any, depth: int) -> None:
+    """Refuse a `parse` result found `depth` levels deep that nests too deeply, contains itself, holds a huge
+    integer or too many values: an EvalFailure naming where inside it."""
+    try:
+        check_value(value, depth=depth)
+    except ValueProblem as problem:
+        raise EvalFailure(f"the result cannot be kept: {problem.what}{describe_path(problem.path)}",
+                          LIMIT_HINTS[problem.limit]) from problem

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
+from functools import partial
 from itertools import chain
 from typing import Any, Callable
 
 from ..errors import EvalFailure, ExpressionError
-from ..limits import LIMIT_HINTS, ValueProblem, check_value, describe_path
-from .expressions import _GLOBALS, PARSE, SOLVE, Compiler, Scope, evaluate
+from .expressions import _GLOBALS, PARSE, SOLVE, Compiler, Scope, check_result, evaluate
 from .mapping import Exp, History, View, missing_key
 
 _WAITING, _BUSY, _DONE = 0, 1, 2
@@ -214,12 +214,7 @@ class Resolution:
         try:
             code = self.codes.get(pending.source) or self.compiler.compile(pending.source)
             scope = LiveScope(self, pending)
-            value = evaluate(code, scope, scope.explain)
-            try:
-                check_value(value, depth=len(pending.path))
-            except ValueProblem as problem:
-                raise EvalFailure(f"the result cannot be kept: {problem.what}{describe_path(problem.path)}",
-                                  LIMIT_HINTS[problem.limit]) from problem
+            value = evaluate(code, scope, scope.explain, partial(check_result, depth=len(pending.path)))
         except EvalFailure as exc:
             raise self.fail(self.root, pending, exc, []) from exc
         pending.container[pending.key] = value
