@@ -143,7 +143,8 @@ class QueueError(CoolRunnerError):
 
 
 class OutputError(CoolRunnerError):
-    """An output file that cannot be written: a folder or a bad path (exit 2), or a failed write (exit 1)."""
+    """A file cool-runner writes (a tool's output, a log, a queue) that cannot be written: a folder or a bad path
+    given as output (exit 2), or a write that failed: a full disk, an I/O error, a lock that stayed taken (exit 1)."""
 
     def __init__(self, what: str, *, file: str, exit_code: int = 2, hint: str | None = None) -> None:
         super().__init__(what, hint=hint)
@@ -175,7 +176,15 @@ class Interrupted(CoolRunnerError):
 
 
 class Terminated(BaseException):
-    """SIGTERM (a cluster preempting the job, a system shutdown): stop now, leave the experiment queued."""
+    """SIGTERM or SIGHUP (a cluster preempting the job, a closed terminal): stop now, leave the experiment queued."""
+
+    def __init__(self, signum: int = 15) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 class EvalFailure(Exception):

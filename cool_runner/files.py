@@ -1,22 +1,20 @@
-"""Files, safely: reading only regular files, atomic replacement, locked appends, new files that never
-overwrite, held signals, and telling early whether a path can take a log or a queue."""
+"""Files, safely: reading only regular files, atomic replacement and exchange, locked appends, new files that never
+overwrite, write errors people can act on, and telling early whether a path can take a log or a queue."""
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
-import signal
 import stat
 import sys
 import tempfile
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import ConfigError, OutputError, UsageError
 
@@ -104,6 +102,28 @@ def write_problem(path: str | os.PathLike[str]) -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"cannot be created: no permission to write in {folder}"
     return None
+
+
+log = logging.getLogger("cool_runner")
+
+# What a failed write means for the user, and what to do about it.
+_WRITE_ADVICE = {
+    errno.ENOSPC: ("no space left on device", "free some space"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or raise the quota"),
+    errno.EIO: ("input/output error", "the disk or network file system failed; check it (dmesg)"),
+    errno.EROFS: ("read-only file system", "write to a writable folder"),
+    errno.EACCES: ("permission denied", "check the permissions of the file and its folder"),
+    errno.EPERM: ("operation not permitted", "check the permissions of the file and its folder"),
+    errno.EISDIR: ("it is a folder", "name a file instead"),
+    errno.ENOTDIR: ("a part of its path is a file, not a folder", "fix the path"),
+}
+
+
+def write_error(path: str | os.PathLike[str], exc: OSError, doing: str, then: str = "") -> OutputError:
+    """A one-line error (exit 1) for a failed write of a log or a queue: the file, what failed, and what to do."""
+    what, hint = _WRITE_ADVICE.get(exc.errno or 0, (exc.strerror or str(exc), ""))
+    hint = "; ".join(part for part in (hint, then) if part)
+    return OutputError(f"cannot {doing}: {what}", file=os.fspath(path), exit_code=1, hint=hint or None)
 
 
 def file_lock(path: str | os.PathLike[str], timeout: float = LOCK_TIMEOUT) -> FileLock:
@@ -239,35 +259,141 @@ def _write_fd(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def append_text(path: str | os.PathLike[str], text: str, *, sync: bool = True) -> None:
-    """Append `text` in one write (and fsync); the caller holds whatever lock guards the file."""
+def append_bytes(path: str | os.PathLike[str], data: bytes, *, sync: bool = True, record_start: bytes = b"") -> int:
+    """Append `data` in one write (and fsync); returns the offset it starts at. The caller holds the file's lock.
+
+    A failed or short write is truncated back, so the file never keeps half a record. A tail left by a writer
+    that died mid-write (no final newline) is cut back to its last line starting with `record_start` first.
+    """
     target = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        view = memoryview(text.encode("utf-8"))
-        while view:
-            view = view[os.write(fd, view):]
-        if sync:
-            os.fsync(fd)
+        start = os.fstat(fd).st_size
+        if start and os.pread(fd, 1, start - 1) != b"\n":
+            start = _cut_torn_tail(fd, target, start, record_start)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if sync:
+                os.fsync(fd)
+        except BaseException:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise
+        return start
     finally:
         os.close(fd)
 
 
+def _cut_torn_tail(fd: int, target: str, size: int, record_start: bytes) -> int:
+    """Remove what a crashed writer left after the last complete record; returns the new size."""
+    window = min(size, 1 << 20)
+    tail = os.pread(fd, window, size - window)
+    cut = -1
+    if record_start:
+        marker = b"\n" + record_start
+        found = tail.rfind(marker)
+        cut = found + 1 if found >= 0 else (0 if tail.startswith(record_start) and window == size else -1)
+    else:
+        found = tail.rfind(b"\n")
+        cut = found + 1 if found >= 0 else (0 if window == size else -1)
+    if cut < 0:
+        os.write(fd, b"\n")  # cannot find where it starts: at least start ours on a line of its own
+        return size + 1
+    new_size = size - window + cut
+    os.ftruncate(fd, new_size)
+    log.warning("%s: removed %d byte(s) of an entry cut short by a crash", target, size - new_size)
+    return new_size
+
+
+def append_text(path: str | os.PathLike[str], text: str, *, sync: bool = True) -> None:
+    """Append `text` in one write (and fsync); the caller holds whatever lock guards the file."""
+    target = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    append_bytes(target, text.encode("utf-8"), sync=sync)
+
+
 def append_locked(path: str | os.PathLike[str], text: str, timeout: float = LOCK_TIMEOUT,
-                  lock: FileLock | None = None) -> None:
-    """Append `text` to `path` in one write under the file's own lock, then fsync."""
+                  lock: FileLock | None = None, then: str = "") -> None:
+    """Append a YAML document to `path` in one write under the file's own lock, then fsync.
+
+    Failures are StorageErrors naming the file (`then` is added to their advice); the file is left as it was.
+    """
     from filelock import Timeout
 
     target = os.fspath(path)
+    if os.path.isdir(target):
+        raise OutputError("cannot append: it is a folder", file=target, exit_code=1,
+                          hint="name a file, e.g. logs/run.yaml" + (f"; {then}" if then else ""))
+    lock = lock or file_lock(target, timeout)
     try:
-        with lock or file_lock(target, timeout):
-            append_text(target, text)
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        with lock:
+            append_bytes(target, text.encode("utf-8"), record_start=b"---")
     except Timeout as exc:
-        raise ConfigError(
-            f"could not lock the file within {timeout:.0f} s", file=target,
-            hint=f"another process holds {target}.lock; if none is running, delete that file",
-        ) from exc
+        raise OutputError(f"could not lock the file within {lock.timeout:g} s", file=target, exit_code=1,
+                           hint=f"another process holds {lock.lock_file}; if none is running, delete that file"
+                                + (f"; {then}" if then else "")) from exc
+    except OSError as exc:
+        raise write_error(target, exc, "append", then) from exc
+
+
+def exchange(first: str, second: str) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    libc = _libc()
+    if libc is None:
+        return False
+    if libc.renameat2(-100, os.fsencode(first), -100, os.fsencode(second), 2) == 0:  # AT_FDCWD, RENAME_EXCHANGE
+        return True
+    code = _errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), second)
+
+
+_LIBC: list[Any] = []
+
+
+def _libc() -> Any:
+    """libc with renameat2, loaded once (None where it is missing)."""
+    if not _LIBC:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            _LIBC.append(libc)
+        except (OSError, AttributeError, ImportError):
+            _LIBC.append(None)
+    return _LIBC[0]
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
+
+
+def remove_temporaries(path: str | os.PathLike[str]) -> list[str]:
+    """Delete the temporary files `prepare_replacement` left beside `path` (callers hold the file's lock)."""
+    target = Path(path)
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    prefix = f".{target.name}."
+    for entry in entries:
+        if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+            except OSError:
+                pass
+    return removed
 
 
 def write_new(folder: str | os.PathLike[str], prefix: str, suffix: str, text: str | bytes) -> Path:
@@ -288,15 +414,3 @@ def write_new(folder: str | os.PathLike[str], prefix: str, suffix: str, text: st
         return path
     raise UsageError(f"{folder}: too many output files named {prefix}_{stamp}", option="--dest")
 
-
-@contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back while files are rewritten, so a record or a queue is never left half-updated."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -39,8 +39,10 @@ METADATA_KEYS = ("START", "END", "GIT", "ARGV", "PYTHON", "PACKAGES", "FILE", "L
 #: Keys the engine writes into the record: where the experiment ran and where its output is.
 PLACE_KEYS = ("SLOT", "GPU", "OUTPUT")
 #: Keys the runner writes into the record after the module ran (`CONFIGURED`: values the module changed, as
-#: they were configured).
-RESULT_KEYS = ("CONFIGURED", *PLACE_KEYS, "TIME_STARTED", "TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK")
+#: they were configured). QUEUE_ID, the queue document's id, comes last: a record that ends with it was written
+#: whole.
+RESULT_KEYS = ("CONFIGURED", *PLACE_KEYS, "TIME_STARTED", "TIME_ELAPSED", "STATUS", "ERROR", "TRACEBACK",
+               "QUEUE_ID")
 #: Every key of a record that the runner, not the module, is responsible for.
 RUNNER_KEYS = READ_KEYS | frozenset(ADDED_KEYS) | frozenset(METADATA_KEYS) | frozenset(RESULT_KEYS)
 

@@ -217,7 +217,8 @@ def test_only_run_records_are_collected_unless_all(tmp_path, monkeypatch, capsys
     queue = FileQueue("queue.yaml")
     queue.fill(Expander(study).expand(), study)
     text = (tmp_path / "queue.yaml").read_text()  # a user's edit: a broken experiment in front
-    (tmp_path / "queue.yaml").write_text(text.replace("---\n", "---\nName: bad\nsteps: parse 1 / 0\n---\n", 1))
+    first = text.index("--- # id:")
+    (tmp_path / "queue.yaml").write_text(text[:first] + "---\nName: bad\nsteps: parse 1 / 0\n" + text[first:])
     assert queue.take() is not None
     assert "Name: bad" in (tmp_path / "queue.rejected.yaml").read_text()
     capsys.readouterr()

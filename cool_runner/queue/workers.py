@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -42,13 +43,23 @@ class Worker:
 
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
+    started: int | None = field(default=None, init=False)  # read once: reading /proc on every take is costly
+    token: str = field(default_factory=lambda: secrets.token_hex(4), init=False)  # this worker, not just this pid
+
+    def __post_init__(self) -> None:
+        self.started = process_start(self.pid)
 
     @property
     def name(self) -> str:
         return f"{self.host}-{self.pid}"
 
     def describe(self) -> dict[str, Any]:
-        return {"host": self.host, "pid": self.pid, "pid_start": process_start(self.pid), "since": now_iso()}
+        return {"host": self.host, "pid": self.pid, "pid_start": self.started, "worker": self.token,
+                "since": now_iso()}
+
+    def owns(self, entry: dict[str, Any]) -> bool:
+        """Whether a running experiment was taken by this very worker."""
+        return entry.get("worker") == self.token
 
 
 class Heartbeat:
@@ -75,12 +86,27 @@ class Heartbeat:
 
     def close(self) -> None:
         self.stop.set()
-        if self.thread:
+        if self.thread and self.thread.ident is not None:  # it may have been stopped by Ctrl-C while starting
             self.thread.join(self.every + 1)
         try:
             self.path.unlink()
         except FileNotFoundError:
             pass
+
+
+def remove_stale_beats(folder: Path, me: Worker) -> None:
+    """Delete the heartbeat files of workers on this machine whose process is gone."""
+    try:
+        names = [entry.name for entry in os.scandir(folder)]
+    except OSError:
+        return
+    for name in names:
+        host, _, pid = name.rpartition("-")
+        if host == me.host and pid.isdigit() and int(pid) != me.pid and not pid_alive(int(pid), None):
+            try:
+                (folder / name).unlink()
+            except OSError:
+                pass
 
 
 def worker_alive(entry: dict[str, Any], me: Worker, beats: Path, stale_after: float) -> bool:

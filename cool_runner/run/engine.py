@@ -8,6 +8,7 @@ interrupts.py.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,14 +16,13 @@ from typing import Any
 
 from ..console import Console
 from ..errors import ModuleLoadError, Terminated
-from ..files import interrupts_deferred
 from ..keys import Status
 from ..study.expand import Experiment
 from .deps import READY, WAIT, Plan
 from .gpus import SlotSpec
 from .interrupts import Interrupts
 from .output import OutputFollower, Terminal, output_path
-from .records import append_record, build_record
+from .records import build_record
 from .runner import Listener, Outcome, Runner, Source, Summary
 from .slots import Pool, Slot, ending, wait_status_code
 from .wire import encode
@@ -124,10 +124,12 @@ class Engine(Runner, Interrupts):
                     summary.stopped = True
                     self._abort(source, summary, release=False)
                     self.console.print(self.console.paint("stopped by Ctrl-C", "yellow"))
-                except Terminated:
+                except Terminated as stop:
                     summary.stopped = summary.terminated = True
+                    summary.signum = stop.signum
                     self._abort(source, summary, release=True)
-                    self.console.print(self.console.paint("stopped by SIGTERM", "yellow"))
+                    self.console.print(self.console.paint(f"stopped by {signal.Signals(stop.signum).name}",
+                                                          "yellow"))
         finally:
             self.terminal.close()
             self.console = base
@@ -205,6 +207,7 @@ class Engine(Runner, Interrupts):
         """`Name: skip` (not logged), or a dependency that did not finish (logged as skipped, with the reason)."""
         label = self._label(source)
         record: dict[str, Any] = {}
+        status = Status.SKIPPED
         if reason is None:
             self.console.print(f"{label} {self.console.paint('skip', 'dim')}")
             source.finish(experiment, Status.SKIPPED)
@@ -214,11 +217,12 @@ class Engine(Runner, Interrupts):
             if self.metadata is not None:
                 record = self.metadata.complete(record, experiment.values, file=experiment.file,
                                                 line=experiment.line)
-            with interrupts_deferred():
-                append_record(experiment.values["YamlLog"], record)
-                source.finish(experiment, Status.SKIPPED)
-        self.plan.end(experiment, Status.SKIPPED)
-        self._outcome(summary, Outcome(experiment.index, experiment.name, Status.SKIPPED, 0.0, record, reason))
+            unwritten = self.commit(experiment, record, status, source)
+            if unwritten:
+                status, reason = Status.FAILED, unwritten
+                self.console.print(f"    {self.console.paint(unwritten, 'red')}")
+        self.plan.end(experiment, status)
+        self._outcome(summary, Outcome(experiment.index, experiment.name, status, 0.0, record, reason))
 
     def _start(self, experiment: Experiment, slot: Slot, source: Source, summary: Summary,
                later: list[str] | None = None) -> None:
@@ -352,9 +356,9 @@ class Engine(Runner, Interrupts):
         later: list[str] = []
         if not (self.single or self.aborting or (status == Status.FAILED and self.fail_fast)):
             self._start_next(slot, source, summary, later)  # its run overlaps the record's write to disk
-        with interrupts_deferred():
-            append_record(experiment.values["YamlLog"], record)
-            source.finish(experiment, status)
+        unwritten = self.commit(experiment, record, status, source)
+        if unwritten:  # the record could not be written: this experiment failed (a queue keeps it for --resume)
+            status, error, unread, changed = str(Status.FAILED), unwritten, [], ()
         self.plan.end(experiment, status)
         if slot.job is None:
             self.terminal.idle(slot.spec.number, slot.spec.label)

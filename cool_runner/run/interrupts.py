@@ -1,8 +1,9 @@
-"""Ctrl-C and SIGTERM while the engine runs: interrupt the slots, stop everything, leave no process behind.
+"""Ctrl-C, SIGTERM and SIGHUP while the engine runs: interrupt the slots, stop everything, leave no process behind.
 
 One Ctrl-C interrupts the experiments running now (SIGINT to every busy slot's process group) and holds new
 starts back for the grace period; another Ctrl-C within it, or a Ctrl-C with nothing running, stops the run.
-SIGTERM stops it at once and puts what a queue can take back at its front.
+SIGTERM (and SIGHUP: a closed terminal or ssh session) stops it at once and puts what a queue can take back at its
+front.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ class Interrupts:
         os.set_blocking(write_end, False)
         self.pool.listen(read_end)
         previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-        previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+        handled = [signal.SIGINT, signal.SIGTERM]
+        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # nohup: ignored
+            handled.append(signal.SIGHUP)
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
         try:
             yield
         finally:
@@ -71,14 +75,14 @@ class Interrupts:
 
     def _on_signal(self, signum: int, frame: object) -> None:
         if self.in_source_call:  # waiting on a queue file: stop right there
-            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
         self.signals.append(signum)
 
     def _handle_signals(self) -> None:
         while self.signals:
             signum = self.signals.pop(0)
-            if signum == signal.SIGTERM:
-                raise Terminated()
+            if signum != signal.SIGINT:
+                raise Terminated(signum)
             now = time.monotonic()
             running = [slot for slot in self.pool.slots if slot.job is not None]
             if now <= self.stop_window or not running:

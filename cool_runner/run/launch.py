@@ -57,7 +57,7 @@ def submit_to_slurm(study: StudyFile, experiments: list[Experiment], paths: list
     if queue_path:
         from ..queue.filequeue import FileQueue
 
-        FileQueue(queue_path).fill(experiments, study, fresh=getattr(options, "fresh", False))
+        FileQueue(queue_path).fill(experiments, study, fresh=getattr(options, "fresh", False), paths=paths)
         launch = launch_workers(workers or 1, settings, spec, os.path.abspath(queue_path))
         console.print(f"submitted {len(launch.workers)} queue worker job(s): {', '.join(launch.workers)}")
     else:

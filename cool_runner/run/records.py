@@ -6,13 +6,16 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..emitter import Emitter
 from ..errors import CoolRunnerError, LimitError, message_of, user_traceback
-from ..files import append_locked
+from ..files import LOCK_TIMEOUT, append_locked, file_lock
 from ..keys import ABSENT, METADATA_KEYS, PLACE_KEYS, RESULT_KEYS, RUNNER_KEYS, Status, format_key
 from ..yamlio import dump, to_plain
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 
 def build_record(values: Mapping[str, Any], recipes: Mapping[tuple[Any, ...], str], *, status: str,
@@ -203,9 +206,29 @@ def render_record(record: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def append_record(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
-    """Append one record as a YAML document, in a single write under the log's lock."""
-    append_locked(path, render_record(record))
+def append_record(path: str | os.PathLike[str], record: Mapping[str, Any], lock: FileLock | None = None,
+                  then: str = "") -> None:
+    """Append one record as a YAML document, in a single write under the log's lock (OutputError if it fails)."""
+    append_locked(path, render_record(record), lock=lock, then=then)
+
+
+class RecordLog:
+    """Appends records to their YamlLogs, with one lock object per log for the whole run."""
+
+    def __init__(self, timeout: float = LOCK_TIMEOUT) -> None:
+        self.timeout = timeout
+        self.locks: dict[str, FileLock] = {}
+
+    def append(self, path: str, record: Mapping[str, Any], *, queue_id: str | None = None, then: str = "") -> None:
+        """Append `record`; an experiment from a queue file gets QUEUE_ID as its last key, so that recovery can
+        take a record that ends with it as proof that the experiment finished."""
+        if queue_id is not None:
+            record = {**{k: v for k, v in record.items() if k != "QUEUE_ID"}, "QUEUE_ID": queue_id}
+        target = os.path.abspath(path)  # a module may change the working folder: the lock follows the file
+        lock = self.locks.get(target)
+        if lock is None:
+            lock = self.locks[target] = file_lock(target, self.timeout)
+        append_record(path, record, lock, then)
 
 
 def describe_results(record: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:

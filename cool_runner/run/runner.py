@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from ..console import STATUS_COLOURS, Console
-from ..errors import LimitError, Terminated
-from ..files import interrupts_deferred
+from ..errors import LimitError, OutputError, Terminated
 from ..keys import STATUSES, Status, is_runner_key
+from ..signals import held_signals, released_signals
 from ..study.expand import Experiment
 from ..study.expressions import Compiler
 from ..study.mapping import TrackedExp
 from .importing import importable, load_module
 from .metadata import Metadata, now
-from .records import append_record, build_record, changed_values, describe_paths, describe_results, failure, settle
+from .records import RecordLog, build_record, changed_values, describe_paths, describe_results, failure, settle
 from .solve import recipes_of, solve_all
 
 log = logging.getLogger("cool_runner")
@@ -37,6 +38,8 @@ class Source(Protocol):
     def finish(self, experiment: Experiment, status: str) -> None: ...
 
     def release(self, experiment: Experiment) -> bool: ...
+
+    def abandon(self, experiment: Experiment, error: str) -> None: ...
 
     def total(self, taken: int) -> int | None: ...
 
@@ -61,6 +64,9 @@ class MemorySource:
 
     def release(self, experiment: Experiment) -> bool:
         return False  # nothing to put back in memory: the run is ending
+
+    def abandon(self, experiment: Experiment, error: str) -> None:
+        pass  # its failure is the outcome; rerun it with --pick
 
     def total(self, taken: int) -> int | None:
         return len(self.items)
@@ -96,6 +102,7 @@ class Summary:
     elapsed: float = 0.0
     stopped: bool = False
     terminated: bool = False
+    signum: int = 15  # what terminated it: SIGTERM, or SIGHUP
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -103,7 +110,7 @@ class Summary:
     @property
     def exit_code(self) -> int:
         if self.terminated:
-            return 143
+            return 128 + self.signum
         if self.stopped:
             return 130
         return 1 if self.count(Status.FAILED) else 0
@@ -133,6 +140,7 @@ class Runner:
         self.stamp = dict(stamp or {})
         self.compiler = Compiler()
         self.mains: dict[str, Callable[[Any], Any]] = {}
+        self.logs = RecordLog()
 
     def main_of(self, module: str) -> Callable[[Any], Any]:
         if module not in self.mains:
@@ -149,30 +157,39 @@ class Runner:
             self.metadata.prefetch(self.mains)
 
     def run(self, source: Source) -> Summary:
+        """Run what `source` hands out. Signals are held except while a module runs or the runner waits, so
+        taking, logging and finishing are never cut in half; one that arrived meanwhile acts at the next module:
+        Ctrl-C skips it (interrupted), SIGTERM and SIGHUP put it back and stop.
+        """
         summary = Summary()
         start = time.monotonic()
         self._notify("started")
         taken = 0
         try:
-            while True:
-                experiment = source.take()
-                if experiment is None:
-                    break
-                taken += 1
-                outcome = self.run_one(experiment, taken, source.total(taken), source)
-                summary.outcomes.append(outcome)
-                self._notify("finished", outcome)
-                if outcome.status == Status.INTERRUPTED:
-                    self.pause()
-                if outcome.status == Status.FAILED and self.fail_fast:
-                    self.console.print("stopping at the first failure (--fail-fast)")
-                    break
+            with held_signals():
+                while True:
+                    with released_signals():
+                        pass  # a signal that came during the last record acts here, before anything is taken
+                    experiment = source.take()
+                    if experiment is None:
+                        break
+                    taken += 1
+                    outcome = self.run_one(experiment, taken, source.total(taken), source)
+                    summary.outcomes.append(outcome)
+                    self._notify("finished", outcome)
+                    if outcome.status == Status.INTERRUPTED:
+                        with released_signals():
+                            self.pause()
+                    if outcome.status == Status.FAILED and self.fail_fast:
+                        self.console.print("stopping at the first failure (--fail-fast)")
+                        break
         except KeyboardInterrupt:
             summary.stopped = True
             self.console.print(self.console.paint("stopped by Ctrl-C", "yellow"))
-        except Terminated:
+        except Terminated as stop:
             summary.stopped = summary.terminated = True
-            self.console.print(self.console.paint("stopped by SIGTERM", "yellow"))
+            summary.signum = stop.signum
+            self.console.print(self.console.paint(f"stopped by {signal.Signals(stop.signum).name}", "yellow"))
         summary.elapsed = time.monotonic() - start
         self.console.print(self.console.paint(summary.line(), "bold"))
         self._notify("ended", summary)
@@ -204,15 +221,16 @@ class Runner:
         status, error, trace, shown, elapsed = Status.DONE, None, None, None, 0.0
         start = now() if self.metadata else ""
         try:
-            main = self.main_of(values["Module"])
-            solve_all(experiment, exp, recipes, self.compiler)
-            started = time.perf_counter()
-            try:
-                result = main(exp)
-            finally:
-                elapsed = time.perf_counter() - started
-            if isinstance(result, Mapping):
-                exp.update(result)
+            with released_signals():  # a signal held since the take acts here, before the module starts
+                main = self.main_of(values["Module"])
+                solve_all(experiment, exp, recipes, self.compiler)
+                started = time.perf_counter()
+                try:
+                    result = main(exp)
+                finally:
+                    elapsed = time.perf_counter() - started
+                if isinstance(result, Mapping):
+                    exp.update(result)
         except KeyboardInterrupt:
             status, error = Status.INTERRUPTED, "KeyboardInterrupt"
         except Terminated:
@@ -227,15 +245,32 @@ class Runner:
         facts = (self.metadata.fields(values, file=experiment.file, line=experiment.line, start=start, end=now())
                  if self.metadata else None)
         problems: list[LimitError] = []
-        with interrupts_deferred():
-            record = build_record(exp, recipes, status=status, elapsed=elapsed, error=error, traceback_text=trace,
-                                  changes=changes, metadata=facts, problems=problems)
-            status, error = settle(record, status, error, problems, experiment.index, experiment.name)
-            append_record(values["YamlLog"], record)
-            source.finish(experiment, status)
+        record = build_record(exp, recipes, status=status, elapsed=elapsed, error=error, traceback_text=trace,
+                              changes=changes, metadata=facts, problems=problems)
+        status, error = settle(record, status, error, problems, experiment.index, experiment.name)
+        unwritten = self.commit(experiment, record, status, source)
+        if unwritten:
+            status, error, unread = Status.FAILED, unwritten, []
         self.report(label, name, status, elapsed, record, values, error, unread, [c.describe() for c in changes],
                     shown)
         return Outcome(experiment.index, experiment.name, status, elapsed, record, error)
+
+    def commit(self, experiment: Experiment, record: dict[str, Any], status: str, source: Source) -> str | None:
+        """Append an experiment's record and tell the source it finished, with signals held.
+
+        Returns the error when the record could not be written: that experiment's failure, not the run's (a queue
+        keeps it as running, so that --resume puts it back).
+        """
+        then = "the experiment stays in the queue: run.py --resume puts it back" if experiment.ticket else ""
+        with held_signals():
+            try:
+                self.logs.append(experiment.values["YamlLog"], record, queue_id=experiment.ticket, then=then)
+            except OutputError as exc:
+                error = f"its record was not written: {exc}"
+                source.abandon(experiment, error)
+                return error
+            source.finish(experiment, status)
+        return None
 
     def report(self, label: str, name: Any, status: str, elapsed: float, record: Mapping[str, Any],
                values: Mapping[str, Any], error: str | None, unread: list[tuple[Any, ...]],

@@ -133,7 +133,7 @@ def run_study(path: str, options: RunOptions | None = None, console: Console | N
             from ..queue.filequeue import FileQueue
 
             queue = FileQueue(queue_path)
-            queue.fill(experiments, study, fresh=options.fresh)
+            queue.fill(experiments, study, fresh=options.fresh, paths=paths)
             return serve_queue(runner, queue, options.argv, console)
         with module_argv(options.argv):
             return runner.run(MemorySource(experiments)).exit_code
@@ -193,8 +193,10 @@ def resume_queue(queue_path: str, options: RunOptions | None = None, console: Co
     check_queue_path(queue_path)
     queue = FileQueue(queue_path)
     config = queue.config()
-    runner = make_runner(console, search_paths(experiment_file), options, config.get("settings") or {},
-                         config.get("defaults") or {}, str(queue.path))
+    # Where the worker that filled the queue found modules first (a module beside the experiment file), then here.
+    paths = list(dict.fromkeys([*queue.module_paths(), *search_paths(experiment_file)]))
+    runner = make_runner(console, paths, options, config.get("settings") or {}, config.get("defaults") or {},
+                         str(queue.path))
     return serve_queue(runner, queue, options.argv, console)
 
 
@@ -266,22 +268,33 @@ def make_runner(console: Console, paths: list[str], options: RunOptions, setting
 
 
 def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
+    raise Terminated(signum)
 
 
 def serve_queue(runner: Runner, queue: FileQueue, argv: Sequence[str], console: Console) -> int:
-    """Take experiments from a file queue until it is empty; SIGTERM puts the running one back."""
-    for name in queue.open():
-        console.print(f"put back in the queue: {name}")
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    """Take experiments from a file queue until it is empty; SIGTERM and SIGHUP put the running one back."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:  # nohup: leave it ignored
+                previous[signum] = signal.signal(signum, _terminate)
     try:
+        for name in queue.open():
+            console.print(f"put back in the queue: {name}")
         with module_argv(argv):
-            return runner.run(queue).exit_code
+            summary = runner.run(queue)
+    except Terminated as stop:  # while opening the queue; the runner handles it once it runs
+        console.print(console.paint(f"stopped by {signal.Signals(stop.signum).name}", "yellow"))
+        return stop.exit_code
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         queue.close()
+    if queue.drained:
+        console.print(f"{queue.path}: nothing pending; the file stays (empty) for more: add documents and "
+                      f"run.py --resume --queue {queue.path}")
+    return summary.exit_code
 
 
 def dry_run(experiments: list[Experiment], paths: list[str], console: Console,
@@ -327,16 +340,18 @@ def dry_run(experiments: list[Experiment], paths: list[str], console: Console,
 def status_lines(status: dict[str, Any]) -> list[str]:
     """A queue's status (from `FileQueue.status`) as lines for people."""
     from ..keys import STATUSES
-    from ..queue.state import REJECTED
+    from ..queue.state import DROPPED, REJECTED
 
     if not status["exists"] and not status["pending"]:
-        return [f"{status['queue']}: no queue (finished, or never started)"]
+        return [f"{status['queue']}: no queue here"]
     counts = status["counts"]
     parts = [f"{status['pending']} pending", f"{len(status['running'])} running"]
-    parts += [f"{counts.get(key, 0)} {key}" for key in (*STATUSES, REJECTED)]
+    parts += [f"{counts.get(key, 0)} {key}" for key in (*STATUSES, REJECTED, DROPPED)]
     lines = [f"{status['queue']}: " + ", ".join(parts)]
     for entry in status["running"]:
         note = "" if entry["alive"] else "  (worker gone: --resume puts it back)"
+        if entry.get("unlogged"):
+            note = "  (its record could not be written: --resume puts it back)"
         slot = f" slot {entry['slot']}" if entry.get("slot") is not None else ""
         slot += f" GPU {entry['gpu']}" if entry.get("gpu") is not None else ""
         lines.append(f"  running {entry['name']} on {entry['host']} pid {entry['pid']}{slot} since {entry['since']}"

@@ -145,8 +145,8 @@ class QueueWorkerJob(Checkpointable):
         from .session import RunOptions, resume_queue
 
         os.chdir(self.spec.cwd)
-        if FileQueue(self.queue).read_state() is None:
-            print(f"{self.queue}: the queue has finished; nothing left for this worker", flush=True)
+        if not FileQueue(self.queue).exists():
+            print(f"{self.queue}: there is no queue; nothing for this worker", flush=True)
             return 0
         options = RunOptions(argv=self.spec.argv, stamp=_stamp(*_job_env()))
         return resume_queue(self.queue, options, Console(), experiment_file=self.spec.study)
